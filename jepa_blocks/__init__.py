@@ -1,0 +1,69 @@
+"""jepa_blocks: typed, composable PyTorch building blocks for joint-embedding predictive
+architectures, with seq-JEPA (Ghaemi et al., NeurIPS 2025) assembled from them in
+``examples/``.
+
+The public API is re-exported here; submodules hold one family each (see DESIGN.md).
+"""
+
+from jepa_blocks.actions import (
+    ActionEncoder,
+    canonicalize_quaternion,
+    euler_to_quaternion,
+    parameter_deltas,
+    position_deltas,
+    quaternion_conjugate,
+    quaternion_multiply,
+    relative_rotation,
+    relative_rotation_from_euler,
+)
+from jepa_blocks.aggregator import SequenceAggregator, TransformerBlock
+from jepa_blocks.attention import ATTENTION_CORES, Attention, attention_core
+from jepa_blocks.backbones import Backbone, create_backbone
+from jepa_blocks.ema import (
+    ConstantMomentum,
+    CosineMomentum,
+    EMATarget,
+    LinearMomentum,
+    MomentumSchedule,
+    WarmupMomentum,
+)
+from jepa_blocks.losses import SeqJEPALoss, seq_jepa_loss
+from jepa_blocks.predictor import PREDICTOR_MODES, ConditionedPredictor
+from jepa_blocks.tokens import ViewActionConcat
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # actions
+    "ActionEncoder",
+    "canonicalize_quaternion",
+    "euler_to_quaternion",
+    "parameter_deltas",
+    "position_deltas",
+    "quaternion_conjugate",
+    "quaternion_multiply",
+    "relative_rotation",
+    "relative_rotation_from_euler",
+    # tokens, aggregation, prediction
+    "ViewActionConcat",
+    "ATTENTION_CORES",
+    "Attention",
+    "attention_core",
+    "SequenceAggregator",
+    "TransformerBlock",
+    "PREDICTOR_MODES",
+    "ConditionedPredictor",
+    # targets and losses
+    "EMATarget",
+    "MomentumSchedule",
+    "ConstantMomentum",
+    "CosineMomentum",
+    "LinearMomentum",
+    "WarmupMomentum",
+    "SeqJEPALoss",
+    "seq_jepa_loss",
+    # backbones
+    "Backbone",
+    "create_backbone",
+]

@@ -1,0 +1,128 @@
+"""The backbone adapter: any timm model name, or your own ``nn.Module``, as ``(b, c, h, w) ->
+(b, dim)`` embeddings with a ``.dim`` attribute.
+
+seq-JEPA uses a ResNet-18 with the classifier removed and no projector (spec §1.1); for
+32-px inputs (CIFAR, saccade glimpses) its stem becomes a 3x3 stride-1 convolution without
+max-pooling (``cifar_stem=True``). Weights are never downloaded unless ``pretrained=True``.
+"""
+
+import difflib
+from typing import Any
+
+import timm
+from torch import Tensor, nn
+
+from jepa_blocks._typing import Float, typecheck
+
+__all__ = ["Backbone", "create_backbone"]
+
+
+class Backbone(nn.Module):
+    """Wrap a feature extractor so it maps images to one embedding per image.
+
+    Args:
+        model: a module whose forward maps ``(b, c, h, w)`` to ``(b, dim)`` (a timm model built
+            with ``num_classes=0`` does).
+        dim: the embedding width.
+        name: the timm name it was built from, if any (used by export).
+
+    Raises:
+        ValueError: a non-positive ``dim``.
+    """
+
+    def __init__(self, model: nn.Module, dim: int, *, name: str | None = None) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive int, got {dim!r}.")
+        self.model = model
+        self.dim = dim
+        self.name = name
+
+    @typecheck
+    def forward(self, images: Float[Tensor, "b c hh ww"]) -> Float[Tensor, "b {self.dim}"]:
+        """Embed a batch of images.
+
+        Raises:
+            ValueError: the images are not ``(b, c, h, w)``, or the wrapped model does not
+                return ``(b, dim)``.
+        """
+        if images.dim() != 4:
+            raise ValueError(
+                f"images must be (b, c, h, w), got shape {tuple(images.shape)}; for a sequence "
+                "of views fold the view axis into the batch first."
+            )
+        out = self.model(images)
+        if out.dim() != 2 or out.shape[1] != self.dim:
+            raise ValueError(
+                f"backbone returned shape {tuple(out.shape)}, expected (b, {self.dim}); build "
+                "timm models with num_classes=0, or pool your module's output to (b, dim)."
+            )
+        return out
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, name={self.name!r}"
+
+
+def _set_cifar_stem(model: nn.Module, name: str) -> None:
+    # The paper's CIFAR ResNet (spec §1.1): conv1 3x3 stride 1, no max-pool. This reaches into
+    # timm's ResNet layout on purpose: it is the only place that does, at the edge.
+    conv1 = getattr(model, "conv1", None)
+    if not isinstance(conv1, nn.Conv2d) or not hasattr(model, "maxpool"):
+        raise ValueError(
+            f"cifar_stem=True needs a ResNet with a single conv1 and a maxpool, but {name!r} "
+            "has none; use a resnet* model, or adapt the stem yourself and pass the module."
+        )
+    model.conv1 = nn.Conv2d(
+        conv1.in_channels, conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False
+    )
+    model.maxpool = nn.Identity()
+
+
+def create_backbone(
+    name_or_module: str | nn.Module,
+    *,
+    pretrained: bool = False,
+    cifar_stem: bool = False,
+    dim: int | None = None,
+    **timm_kwargs: Any,
+) -> Backbone:
+    """Build a :class:`Backbone` from a timm model name or wrap your own module.
+
+    Args:
+        name_or_module: any timm model name (``"resnet18"``, ``"vit_small_patch16_224"``,
+            ``"convnext_atto"``, ...) or an ``nn.Module`` returning ``(b, dim)``.
+        pretrained: load timm's pretrained weights (downloads them; off by default).
+        cifar_stem: give a ResNet the paper's 3x3 stride-1 stem without max-pool.
+        dim: the embedding width of a custom module; defaults to its ``num_features``.
+        **timm_kwargs: passed to ``timm.create_model`` (``img_size=32`` for a ViT, ...).
+
+    Raises:
+        ValueError: an unknown timm name (with close matches), ``cifar_stem`` on a non-ResNet,
+            or a custom module whose width cannot be determined.
+    """
+    if isinstance(name_or_module, nn.Module):
+        if cifar_stem or pretrained or timm_kwargs:
+            raise ValueError(
+                "cifar_stem, pretrained and timm kwargs apply to timm names only; configure "
+                "your own module before passing it."
+            )
+        width = dim if dim is not None else getattr(name_or_module, "num_features", None)
+        if not isinstance(width, int):
+            raise ValueError(
+                f"cannot tell the output width of {type(name_or_module).__name__}: pass "
+                "dim=<width>, or give the module a num_features attribute."
+            )
+        return Backbone(name_or_module, width)
+    if not isinstance(name_or_module, str):
+        raise ValueError(f"expected a timm model name or nn.Module, got {type(name_or_module)}.")
+    name = name_or_module
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown timm model {name!r}.{hint} See timm.list_models().")
+    if dim is not None:
+        raise ValueError("dim is derived from the timm model; do not pass it with a name.")
+    model = timm.create_model(name, pretrained=pretrained, num_classes=0, **timm_kwargs)
+    if cifar_stem:
+        _set_cifar_stem(model, name)
+    return Backbone(model, int(model.num_features), name=name)

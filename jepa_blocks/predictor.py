@@ -1,0 +1,137 @@
+"""The conditioned predictor: from the aggregate and an action, predict the next view.
+
+seq-JEPA predicts the target view's embedding from ``[z_agg ; e(a_M)]`` with
+``Linear(no bias) -> BatchNorm -> ReLU -> Linear`` (spec §1.7, the official code; the paper
+says "2-layer MLP, 1024"). Two other ways to inject the condition are offered, both starting
+as the unconditioned MLP: FiLM (Perez et al. 2018) and AdaLN-zero (Peebles & Xie 2023).
+"""
+
+import torch
+from torch import Tensor, nn
+
+from jepa_blocks._typing import Float, typecheck
+
+__all__ = ["ConditionedPredictor", "PREDICTOR_MODES"]
+
+PREDICTOR_MODES = ("concat", "film", "adaln")
+
+
+class ConditionedPredictor(nn.Module):
+    """Predict ``z_hat (b, dim_out)`` from ``x (b, dim_in)`` and a condition ``(b, dim_cond)``.
+
+    Modes:
+        ``"concat"`` (the paper): ``Linear([x ; cond] -> hidden, no bias) -> BN -> ReLU ->
+        Linear(hidden -> dim_out)``.
+        ``"film"``: the hidden pre-activation ``h`` of ``x`` alone is modulated,
+        ``h * (1 + gamma(cond)) + beta(cond)``, with ``gamma, beta`` zero-initialised.
+        ``"adaln"``: ``LayerNorm`` without affine, then the same zero-initialised shift and
+        scale; in both, training starts from the unconditioned MLP.
+
+    With ``dim_cond=0`` the predictor is unconditioned (the "no predictor conditioning"
+    ablation) and ``cond`` must be ``None``.
+
+    Args:
+        dim_in: width of ``x`` (``z_agg``, 640 in the paper).
+        dim_cond: width of the condition (``e(a_M)``, 128), or 0.
+        dim_out: width of the prediction (the encoder's, 512).
+        hidden: hidden width (1024).
+        mode: ``"concat"``, ``"film"`` or ``"adaln"``.
+        norm: ``"batch"`` (the paper) or ``"layer"`` for the hidden normalisation of
+            ``concat``/``film`` (``adaln`` always uses LayerNorm).
+        activation: the hidden non-linearity class (``nn.ReLU``).
+
+    Raises:
+        ValueError: non-positive widths, an unknown mode or norm.
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim_cond: int,
+        dim_out: int,
+        *,
+        hidden: int = 1024,
+        mode: str = "concat",
+        norm: str = "batch",
+        activation: type[nn.Module] = nn.ReLU,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("dim_in", dim_in), ("dim_out", dim_out), ("hidden", hidden)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if not isinstance(dim_cond, int) or dim_cond < 0:
+            raise ValueError(f"dim_cond must be a non-negative int, got {dim_cond!r}.")
+        if mode not in PREDICTOR_MODES:
+            raise ValueError(f"mode must be one of {PREDICTOR_MODES}, got {mode!r}.")
+        if norm not in ("batch", "layer"):
+            raise ValueError(f"norm must be 'batch' or 'layer', got {norm!r}.")
+        factory = {"device": device, "dtype": dtype}
+        self.dim_in, self.dim_cond, self.dim_out = dim_in, dim_cond, dim_out
+        self.hidden, self.mode, self.norm_kind = hidden, mode, norm
+
+        width_first = dim_in + dim_cond if mode == "concat" else dim_in
+        self.fc1 = nn.Linear(width_first, hidden, bias=False, **factory)
+        if mode == "adaln":
+            self.norm: nn.Module = nn.LayerNorm(hidden, elementwise_affine=False, **factory)
+        elif norm == "batch":
+            self.norm = nn.BatchNorm1d(hidden, **factory)
+        else:
+            self.norm = nn.LayerNorm(hidden, **factory)
+        self.modulation: nn.Linear | None = None
+        if mode != "concat" and dim_cond > 0:
+            self.modulation = nn.Linear(dim_cond, 2 * hidden, **factory)
+            nn.init.zeros_(self.modulation.weight)  # start as the unconditioned MLP
+            nn.init.zeros_(self.modulation.bias)
+        self.act = activation()
+        self.fc2 = nn.Linear(hidden, dim_out, **factory)
+
+    @typecheck
+    def forward(
+        self,
+        x: Float[Tensor, "b {self.dim_in}"],
+        cond: Float[Tensor, "b {self.dim_cond}"] | None = None,
+    ) -> Float[Tensor, "b {self.dim_out}"]:
+        """Predict the target embedding.
+
+        Args:
+            x: the aggregate ``z_agg``.
+            cond: the condition ``e(a_M)``; ``None`` only when ``dim_cond == 0``.
+
+        Raises:
+            ValueError: a missing or unexpected ``cond``, batch sizes that disagree, or a
+                batch of one in training mode with BatchNorm.
+        """
+        if self.dim_cond > 0 and cond is None:
+            raise ValueError(
+                f"cond is required: this predictor was built with dim_cond={self.dim_cond}; "
+                "pass the action embedding, or build it with dim_cond=0."
+            )
+        if self.dim_cond == 0 and cond is not None:
+            raise ValueError("cond was given but this predictor has dim_cond=0; pass cond=None.")
+        if cond is not None and cond.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"x has batch {x.shape[0]} but cond has batch {cond.shape[0]}; pass one "
+                "condition per sequence."
+            )
+        if isinstance(self.norm, nn.BatchNorm1d) and self.training and x.shape[0] < 2:
+            raise ValueError(
+                f"BatchNorm in training mode needs a batch of at least 2, got {x.shape[0]}; "
+                "use a larger batch, eval mode, or norm='layer'."
+            )
+        if self.mode == "concat" and cond is not None:
+            hidden = self.fc1(torch.cat((x, cond.to(x.dtype)), dim=-1))
+        else:
+            hidden = self.fc1(x)
+        hidden = self.norm(hidden)
+        if self.modulation is not None and cond is not None:
+            scale, shift = self.modulation(cond.to(hidden.dtype)).chunk(2, dim=-1)
+            hidden = hidden * (1.0 + scale) + shift
+        return self.fc2(self.act(hidden))
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim_in={self.dim_in}, dim_cond={self.dim_cond}, dim_out={self.dim_out}, "
+            f"hidden={self.hidden}, mode={self.mode!r}"
+        )
