@@ -1,0 +1,144 @@
+"""The datasets of each preset: training sequences and the two evaluation splits.
+
+Training sequences have ``seq_len + 1`` views (M_tr observations and the target); the
+evaluation splits have ``m_val_max + 1`` views so one extraction serves every M_val and path
+length. Every bad path, width or length is reported here, before a model is built.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from presets import TrainConfig
+from torch.utils.data import Dataset
+
+from jepa_blocks.data.objects import ObjectSequences, RenderedObjects
+
+
+@dataclass
+class DataBundle:
+    train: Any  # a Dataset of dict items with set_epoch(epoch)
+    eval_train: Dataset
+    eval_test: Dataset
+    dim_action: int
+    action_kind: str  # "rot" | "aug" | "pos": what the R^2 and path-integration heads regress
+    num_classes: int
+
+
+def _action_width(dataset: Any) -> int:
+    for name in ("dim_action", "action_dim"):
+        if hasattr(dataset, name):
+            return int(getattr(dataset, name))
+    return int(dataset[0]["actions"].shape[-1])
+
+
+def _objects(config: TrainConfig) -> DataBundle:
+    def split(name: str) -> RenderedObjects:
+        return RenderedObjects(
+            split=name, size=config.objects_size, image_size=config.image_size, seed=config.seed
+        )
+
+    train_objects, val_objects = split("train"), split("val")
+    available = train_objects.views_per_object
+    if config.m_val_max + 1 > available:
+        raise SystemExit(
+            f"error: --m-val-max {config.m_val_max} needs {config.m_val_max + 1} views per "
+            f"object but the built-in {config.objects_size!r} objects have {available}; lower "
+            "--m-val-max or pick a larger --objects-size."
+        )
+
+    def sequences(objects: RenderedObjects, views: int, seed: int) -> ObjectSequences:
+        return ObjectSequences(objects, num_views=views, action=config.action, seed=seed)
+
+    train = sequences(train_objects, config.seq_len + 1, config.seed)
+    return DataBundle(
+        train=train,
+        eval_train=sequences(train_objects, config.m_val_max + 1, config.seed + 1),
+        eval_test=sequences(val_objects, config.m_val_max + 1, config.seed + 2),
+        dim_action=_action_width(train),
+        action_kind="rot",
+        num_classes=train_objects.num_classes,
+    )
+
+
+def _threediebench(config: TrainConfig) -> DataBundle:
+    from jepa_blocks.data.disk import ThreeDIEBenchSequences
+
+    def sequences(split: str, views: int, seed: int) -> ThreeDIEBenchSequences:
+        return ThreeDIEBenchSequences(
+            config.data_dir, split=split, num_views=views, action=config.action,
+            image_size=config.image_size, seed=seed,
+        )
+
+    train = sequences("train", config.seq_len + 1, config.seed)
+    return DataBundle(
+        train=train,
+        eval_train=sequences("train", config.m_val_max + 1, config.seed + 1),
+        eval_test=sequences("val", config.m_val_max + 1, config.seed + 2),
+        dim_action=_action_width(train),
+        action_kind="rot",
+        num_classes=train.num_classes,
+    )
+
+
+def _cifar100(config: TrainConfig) -> DataBundle:
+    from jepa_blocks.data.augment import CIFAR100_MEAN, CIFAR100_STD, AugmentedSequences
+    from jepa_blocks.data.disk import CIFAR100
+
+    def sequences(split: str, views: int, seed: int) -> AugmentedSequences:
+        return AugmentedSequences(
+            CIFAR100(config.data_dir, split=split), num_views=views, action=config.action,
+            mean=CIFAR100_MEAN, std=CIFAR100_STD, size=config.image_size, seed=seed,
+        )
+
+    train = sequences("train", config.seq_len + 1, config.seed)
+    return DataBundle(
+        train=train,
+        eval_train=sequences("train", config.m_val_max + 1, config.seed + 1),
+        eval_test=sequences("test", config.m_val_max + 1, config.seed + 2),
+        dim_action=_action_width(train),
+        action_kind="aug",
+        num_classes=100,
+    )
+
+
+def _stl10_pls(config: TrainConfig) -> DataBundle:
+    from jepa_blocks.data.saccades import STL10_MEAN, STL10_STD, SaccadeSequences
+
+    from jepa_blocks.data.disk import STL10
+
+    def sequences(split: str, fixations: int, seed: int) -> SaccadeSequences:
+        return SaccadeSequences(
+            STL10(config.data_dir, split=split), num_fixations=fixations,
+            fovea=config.image_size, mean=STL10_MEAN, std=STL10_STD, seed=seed,
+        )
+
+    # SSL on the unlabeled split; probes train on train and test on test (spec §2.3).
+    train = sequences("unlabeled", config.seq_len + 1, config.seed)
+    return DataBundle(
+        train=train,
+        eval_train=sequences("train", config.m_val_max + 1, config.seed + 1),
+        eval_test=sequences("test", config.m_val_max + 1, config.seed + 2),
+        dim_action=_action_width(train),
+        action_kind="pos",
+        num_classes=10,
+    )
+
+
+BUILDERS = {
+    "objects": _objects,
+    "3diebench": _threediebench,
+    "cifar100": _cifar100,
+    "stl10-pls": _stl10_pls,
+}
+
+
+def build_data(config: TrainConfig) -> DataBundle:
+    """The preset's datasets; a missing or malformed dataset stops here with its path."""
+    if config.dataset not in BUILDERS:
+        raise SystemExit(
+            f"error: unknown dataset {config.dataset!r}; choose one of {sorted(BUILDERS)}."
+        )
+    try:
+        return BUILDERS[config.dataset](config)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: cannot load {config.dataset} data: {error}") from error

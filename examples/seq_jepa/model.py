@@ -1,0 +1,263 @@
+"""seq-JEPA assembled from jepa_blocks' public blocks, with its ablations and a BYOL baseline.
+
+    views x_1..x_{M+1}, actions a_1..a_M (a_i takes x_i to x_{i+1})
+    z_i = f(x_i), i <= M                          encoder (timm backbone)
+    u_i = [z_i ; e(a_i)], u_M = [z_M ; 0]         ActionEncoder + ViewActionConcat
+    z_agg = g([AGG], u_1..u_M)                    SequenceAggregator
+    z_hat = h([z_agg ; e(a_M)])                   ConditionedPredictor
+    loss = 1 - cos(z_hat, sg(f_ema(x_{M+1})))     SeqJEPALoss + EMATarget
+
+Only public names of ``jepa_blocks`` are used here (DESIGN.md: if an example needs a private
+name, a block is missing). The online network and its EMA target are separate modules so that
+the online one can be wrapped in DistributedDataParallel and the target never is.
+
+One deliberate departure from the official code (spec §1.4): the actions of a sequence are
+embedded with ONE ActionEncoder call, and the predictor's ``e(a_M)`` is the last row of it. The
+official code calls the projector twice (token slots, then a_M alone), so BatchNorm normalises
+a_M with statistics of a batch of B rows and updates its running statistics twice per step;
+the paper describes a single "linear projection". One call also halves the BN work.
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import jepa_blocks as jb
+
+VARIANTS = ("seq-jepa", "no-action", "tokens-only", "predictor-only", "byol")
+
+
+def _encode_views(encoder: nn.Module, views: Tensor) -> Tensor:
+    """Fold the view axis into the batch: one encoder call for all views of all sequences."""
+    b, k = views.shape[:2]
+    images = views.flatten(0, 1)
+    if images.is_cuda:  # convolutions are fastest channels-last on CUDA (bf16 tensor cores)
+        images = images.contiguous(memory_format=torch.channels_last)
+    return encoder(images).unflatten(0, (b, k))
+
+
+@dataclass
+class SeqJEPAConfig:
+    """Everything that defines the model; the defaults are the paper's (3DIEBench, rot)."""
+
+    variant: str = "seq-jepa"  # one of VARIANTS; the ablations of Table 4 and a BYOL baseline
+    backbone: str = "resnet18"  # any timm model name
+    cifar_stem: bool = False  # 3x3 stride-1 stem, no max-pool (CIFAR-100, STL-10 glimpses)
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"img_size": 32}
+    dim_action: int = 4  # raw action width: 4 rot, 6 rotcolor, 9 augmentations, 2 saccades
+    dim_action_embed: int = 128  # the paper's a_dim (Table 4)
+    depth: int = 3  # aggregator layers
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1  # nn.TransformerEncoderLayer's default, as the official code
+    norm_first: bool = False  # post-norm, as the paper
+    attn_core: str = "sdpa"
+    pred_hidden: int = 1024
+    predictor_mode: str = "concat"  # the paper's; "film" / "adaln" as alternatives
+    # BYOL baseline only (paper A.3 dims: projector 2048-2048, predictor hidden 512)
+    byol_proj_hidden: int = 2048
+    byol_proj_dim: int = 2048
+    byol_pred_hidden: int = 512
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
+        if self.dim_action < 1:
+            raise ValueError(f"dim_action must be >= 1, got {self.dim_action}.")
+
+    @property
+    def actions_in_tokens(self) -> bool:
+        return self.variant in ("seq-jepa", "tokens-only")
+
+    @property
+    def actions_in_predictor(self) -> bool:
+        return self.variant in ("seq-jepa", "predictor-only")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SeqJEPA(nn.Module):
+    """The online network: encoder, action encoder, aggregator and predictor.
+
+    ``encode`` and ``aggregate`` are the interface the evaluation uses
+    (``jepa_blocks.eval``); ``forward`` is the training pass through all of it.
+    """
+
+    def __init__(self, config: SeqJEPAConfig) -> None:
+        super().__init__()
+        if config.variant == "byol":
+            raise ValueError("variant 'byol' is built by build_model as BYOL, not SeqJEPA.")
+        self.config = config
+        self.encoder = jb.create_backbone(
+            config.backbone, cifar_stem=config.cifar_stem, **config.backbone_kwargs
+        )
+        dim_view = self.encoder.dim
+        uses_actions = config.actions_in_tokens or config.actions_in_predictor
+        de = config.dim_action_embed
+        self.action_encoder = jb.ActionEncoder(config.dim_action, de) if uses_actions else None
+        self.concat = jb.ViewActionConcat(dim_view, de) if config.actions_in_tokens else None
+        dim_token = dim_view + de if config.actions_in_tokens else dim_view
+        self.aggregator = jb.SequenceAggregator(
+            dim_token,
+            depth=config.depth,
+            heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            dropout=config.dropout,
+            norm_first=config.norm_first,
+            attn_core=config.attn_core,
+        )
+        self.predictor = jb.ConditionedPredictor(
+            dim_token,
+            de if config.actions_in_predictor else 0,
+            dim_view,
+            hidden=config.pred_hidden,
+            mode=config.predictor_mode,
+        )
+
+    @property
+    def dim_view(self) -> int:
+        return self.encoder.dim
+
+    @property
+    def dim_aggregate(self) -> int:
+        return self.aggregator.dim
+
+    def encode(self, views: Tensor) -> Tensor:
+        """``(b, k, c, h, w)`` -> ``(b, k, dv)``: the encoder on every view (one batched call)."""
+        return _encode_views(self.encoder, views)
+
+    def _embed_actions(self, actions: Tensor) -> Tensor | None:
+        if self.action_encoder is None:
+            return None
+        if actions.shape[-1] != self.config.dim_action:
+            raise ValueError(
+                f"actions have width {actions.shape[-1]} but the model expects "
+                f"dim_action={self.config.dim_action}; build the model with the dataset's "
+                "action width."
+            )
+        return self.action_encoder(actions)
+
+    def _tokens(self, z: Tensor, embedded: Tensor | None) -> Tensor:
+        if self.concat is None or embedded is None:
+            return z
+        return self.concat(z, embedded)
+
+    def aggregate(self, z: Tensor, actions: Tensor) -> Tensor:
+        """``z (b, m, dv)``, ``actions (b, m, da)`` -> ``z_agg (b, d)``; the last action is
+        zeroed inside (it belongs to the predictor)."""
+        return self.aggregator(self._tokens(z, self._embed_actions(actions)))
+
+    def forward(self, views: Tensor, actions: Tensor) -> dict[str, Tensor]:
+        """Training pass on ``views (b, m+1, c, h, w)`` and ``actions (b, m, da)``.
+
+        The target view ``views[:, -1]`` is not encoded here: it goes through the EMA target.
+
+        Returns:
+            ``z`` (b, m, dv), ``z_agg`` (b, d) and the prediction ``z_hat`` (b, dv).
+        """
+        if views.dim() != 5 or actions.dim() != 3 or views.shape[0] != actions.shape[0]:
+            raise ValueError(
+                f"expected views (b, m+1, c, h, w) and actions (b, m, da), got "
+                f"{tuple(views.shape)} and {tuple(actions.shape)}."
+            )
+        m = actions.shape[1]
+        if views.shape[1] != m + 1:
+            raise ValueError(
+                f"{views.shape[1]} views but {m} actions: a sequence of m + 1 views has m "
+                "actions (a_i takes view i to view i + 1)."
+            )
+        z = self.encode(views[:, :m])
+        embedded = self._embed_actions(actions)
+        z_agg = self.aggregator(self._tokens(z, embedded))
+        condition = embedded[:, -1] if self.config.actions_in_predictor else None
+        z_hat = self.predictor(z_agg, condition)
+        return {"z": z, "z_agg": z_agg, "z_hat": z_hat}
+
+
+class BYOL(nn.Module):
+    """The invariant baseline from the same blocks: encoder -> projector -> predictor, EMA
+    target on encoder + projector, symmetric ``1 - cos`` between the first two views.
+
+    For evaluation, ``aggregate`` averages the views' encoder outputs (an invariant multi-view
+    feature, so accuracy vs M_val can be compared with seq-JEPA's ``z_agg``); the paper probes
+    baselines on the single-view encoder output, reported as ``top1_encoder``.
+    """
+
+    def __init__(self, config: SeqJEPAConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = jb.create_backbone(
+            config.backbone, cifar_stem=config.cifar_stem, **config.backbone_kwargs
+        )
+        dim = self.encoder.dim
+        self.projector = jb.ConditionedPredictor(
+            dim, 0, config.byol_proj_dim, hidden=config.byol_proj_hidden
+        )
+        self.predictor = jb.ConditionedPredictor(
+            config.byol_proj_dim, 0, config.byol_proj_dim, hidden=config.byol_pred_hidden
+        )
+        self.online = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector})
+
+    @property
+    def dim_view(self) -> int:
+        return self.encoder.dim
+
+    @property
+    def dim_aggregate(self) -> int:
+        return self.encoder.dim
+
+    def encode(self, views: Tensor) -> Tensor:
+        return _encode_views(self.encoder, views)
+
+    def aggregate(self, z: Tensor, actions: Tensor) -> Tensor:
+        return z.mean(dim=1)
+
+    def forward(self, views: Tensor, actions: Tensor) -> dict[str, Tensor]:
+        """Predictions for views 1 and 2 (each predicts the other's target projection)."""
+        pair = views[:, :2]
+        z = self.encode(pair)
+        projections = self.projector(z.flatten(0, 1))
+        predictions = self.predictor(projections).unflatten(0, (views.shape[0], 2))
+        return {"z": z, "z_agg": z.mean(dim=1), "z_hat": predictions}
+
+
+def build_model(config: SeqJEPAConfig) -> SeqJEPA | BYOL:
+    """The online network for ``config.variant``."""
+    return BYOL(config) if config.variant == "byol" else SeqJEPA(config)
+
+
+def build_target(model: SeqJEPA | BYOL, schedule: jb.MomentumSchedule) -> jb.EMATarget:
+    """The EMA target: the encoder for seq-JEPA (spec §1.2: only the backbone has a target
+    copy), encoder + projector for BYOL."""
+    online = model.online if isinstance(model, BYOL) else model.encoder
+    return jb.EMATarget(online, schedule=schedule)
+
+
+def online_for_target(model: SeqJEPA | BYOL) -> nn.Module:
+    """The module whose weights the EMA target tracks."""
+    return model.online if isinstance(model, BYOL) else model.encoder
+
+
+def compute_loss(
+    model: nn.Module, target: jb.EMATarget, views: Tensor, actions: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """One forward of the online network (possibly DDP-wrapped) and the loss against the EMA
+    target. Works for both seq-JEPA and BYOL."""
+    out = model(views, actions)
+    plain = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if isinstance(plain, BYOL):
+        with torch.no_grad():
+            pair = _encode_views(target.target["encoder"], views[:, :2])
+            targets = target.target["projector"](pair.flatten(0, 1))
+            targets = targets.unflatten(0, (views.shape[0], 2))
+        # Symmetric: view 1 predicts view 2's target, and vice versa.
+        loss = jb.seq_jepa_loss(out["z_hat"][:, 0], targets[:, 1]) + jb.seq_jepa_loss(
+            out["z_hat"][:, 1], targets[:, 0]
+        )
+        return loss, out
+    with torch.no_grad():
+        target_embedding = target(views[:, -1])
+    return jb.seq_jepa_loss(out["z_hat"], target_embedding), out

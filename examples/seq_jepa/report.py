@@ -1,0 +1,81 @@
+"""The run's results table and curves (loss; accuracy vs M_val; path-integration R^2)."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _fmt(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+
+
+def format_results_table(
+    metrics: dict[str, Any], config: Any, model_cfg: Any, device: torch.device
+) -> str:
+    """A plain-text summary: the headline numbers, then top-1 against M_val."""
+    rel_key = next((k for k in metrics if k.startswith("r2_rel_") and metrics[k] is not None),
+                   "r2_rel_rotation")
+    rows = [
+        ("variant", model_cfg.variant),
+        ("dataset", f"{config.dataset} ({config.image_size} px, M_tr={config.seq_len})"),
+        ("backbone", model_cfg.backbone),
+        ("device", str(device)),
+        ("train time", f"{metrics.get('train_seconds', 0):.0f} s, {metrics.get('steps')} steps"),
+        ("final loss", _fmt(metrics.get("final_loss"))),
+        ("top-1 encoder z_1 (%)", _fmt(metrics.get("top1_encoder"), percent=True)),
+        (f"R^2 relative ({rel_key[7:]})", _fmt(metrics.get(rel_key))),
+        ("R^2 individual rotation", _fmt(metrics.get("r2_indiv_rotation"))),
+        ("kNN top-1 z_agg (%)", _fmt(metrics.get("knn_top1"), percent=True)),
+        ("RankMe z_1", _fmt(metrics.get("rankme"))),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["", "seq-JEPA results", "-" * (width + 24)]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    top1 = metrics.get("top1_agg") or {}
+    if top1:
+        lines += ["", "M_val          " + " ".join(f"{int(m):>6d}" for m in top1)]
+        lines += ["top-1 z_agg %  " + " ".join(f"{100 * v:6.1f}" for v in top1.values())]
+    path = metrics.get("path_integration_r2") or {}
+    if path:
+        lines += ["", "path length M  " + " ".join(f"{int(m):>6d}" for m in path)]
+        lines += ["path R^2       " + " ".join(f"{v:6.3f}" for v in path.values())]
+        for key, label in (("path_integration_r2_zero_actions", "  no actions   "),
+                           ("path_integration_r2_zero_vision", "  no vision    ")):
+            values = metrics.get(key) or {}
+            if values:
+                lines += [label + " ".join(f"{v:6.3f}" for v in values.values())]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(history: list[dict[str, float]], metrics: dict[str, Any], path: Path) -> None:
+    """Three panels: training loss, top-1 vs M_val, path-integration R^2 vs M."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    if history:
+        axes[0].plot([r["step"] for r in history], [r["loss"] for r in history], lw=1)
+    axes[0].set(title="training loss (1 - cos)", xlabel="step", ylabel="loss")
+    top1 = metrics.get("top1_agg") or {}
+    if top1:
+        axes[1].plot([int(m) for m in top1], [100 * v for v in top1.values()], "o-", label="z_agg")
+    if metrics.get("top1_encoder") is not None:
+        axes[1].axhline(100 * metrics["top1_encoder"], ls="--", c="gray", label="encoder z_1")
+    axes[1].set(title="linear probe top-1 vs M_val", xlabel="M_val", ylabel="top-1 (%)")
+    axes[1].legend()
+    for key, label in (("path_integration_r2", "vision + actions"),
+                       ("path_integration_r2_zero_actions", "no actions"),
+                       ("path_integration_r2_zero_vision", "no vision")):
+        values = metrics.get(key) or {}
+        if values:
+            axes[2].plot([int(m) for m in values], list(values.values()), "o-", label=label)
+    axes[2].set(title="path integration R^2", xlabel="observations M", ylabel="R^2")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,570 @@
+"""Train seq-JEPA (or an ablation, or the BYOL baseline), evaluate it, and report.
+
+    python examples/seq_jepa/train.py                       # demo: built-in data, CPU, < 10 min
+    python examples/seq_jepa/train.py --preset smoke        # seconds
+    python examples/seq_jepa/train.py --preset paper-3diebench --data-dir /data/3DIEBench
+    torchrun --nproc-per-node 4 examples/seq_jepa/train.py --preset paper-cifar100 --data-dir ...
+    python examples/seq_jepa/train.py --out runs/demo --resume   # continue exactly
+
+Follows the paper where the official code departs from it (spec §3.3, §7): AdamW with weight
+decay 1e-3 on weights (not biases/norms), linear warm-up from ``initial_lr`` then a cosine
+to ``final_lr`` (the official code's cosine is overwritten by a constant LR), a real DDP
+wrapper under torchrun (the official ``--distributed`` trains independent models), workers
+seeded per (seed, epoch, index), probes on a backbone in eval mode.
+
+Writes ``OUT/config.json``, ``OUT/metrics.json``, ``OUT/curves.png`` and
+``OUT/checkpoints/`` (atomic, last K and best; ``--resume`` continues from the newest valid
+one with identical losses). SIGTERM saves a checkpoint and exits cleanly.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from data import DataBundle, build_data  # noqa: E402
+from model import (  # noqa: E402
+    VARIANTS,
+    SeqJEPAConfig,
+    build_model,
+    build_target,
+    compute_loss,
+    online_for_target,
+)
+from presets import OPERATIONAL_FIELDS, PRESETS, TrainConfig  # noqa: E402
+from report import format_results_table, plot_curves  # noqa: E402
+
+import jepa_blocks as jb  # noqa: E402
+from jepa_blocks.checkpoint import (  # noqa: E402
+    CheckpointManager,
+    capture_rng_state,
+    restore_rng_state,
+)
+from jepa_blocks.data.sampler import ResumableSampler  # noqa: E402
+from jepa_blocks.eval import evaluate_sequence_model  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+log = logging.getLogger("seq_jepa")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf and ``--nan-policy stop`` is in force."""
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="demo", help=f"one of {sorted(PRESETS)}")
+    parser.add_argument("--variant", help=f"one of {VARIANTS} (default seq-jepa)")
+    parser.add_argument("--data-dir", help="dataset root (paper presets)")
+    parser.add_argument("--out", type=Path, help="output directory (default runs/<preset>)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
+    for f in fields(TrainConfig):
+        if f.name in ("preset", "variant", "data_dir", "extra"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {int: int, float: float}.get(f.type, str)  # type: ignore[call-overload]
+            parser.add_argument(flag, type=kind, default=None)
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Preset, then command-line overrides. Errors here come before any work starts."""
+    if args.preset not in PRESETS:
+        raise SystemExit(
+            f"error: unknown preset {args.preset!r}; choose one of {', '.join(sorted(PRESETS))}."
+        )
+    values: dict[str, Any] = {"preset": args.preset, **PRESETS[args.preset]}
+    for f in fields(TrainConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    config = TrainConfig(**values)
+    if config.variant not in VARIANTS:
+        raise SystemExit(f"error: unknown variant {config.variant!r}; choose one of {VARIANTS}.")
+    if config.dataset != "objects" and not config.data_dir:
+        raise SystemExit(
+            f"error: preset {config.preset!r} trains on {config.dataset}, which is not built in: "
+            "pass --data-dir pointing at the dataset root."
+        )
+    if config.nan_policy not in ("stop", "skip"):
+        raise SystemExit(
+            f"error: --nan-policy must be 'stop' or 'skip', got {config.nan_policy!r}."
+        )
+    if config.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise SystemExit(f"error: unknown --precision {config.precision!r}.")
+    if config.seq_len < 1 or config.m_val_max < 1 or config.epochs < 1:
+        raise SystemExit("error: --seq-len, --m-val-max and --epochs must be >= 1.")
+    return config
+
+
+def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
+    return SeqJEPAConfig(
+        variant=config.variant,
+        backbone=config.backbone,
+        cifar_stem=config.cifar_stem,
+        dim_action=data.dim_action,
+        dropout=config.dropout,
+    )
+
+
+def checked_config(config: TrainConfig, model_cfg: SeqJEPAConfig) -> dict[str, Any]:
+    """The fields a resumed run must share with the run that wrote the checkpoint."""
+    train = {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS}
+    return {"train": train, "model": model_cfg.to_dict()}
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self, device_arg: str) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        wants_cuda = device_arg == "cuda" or (device_arg == "auto" and torch.cuda.is_available())
+        if wants_cuda:
+            torch.cuda.set_device(self.local_rank)
+            self.device = torch.device("cuda", self.local_rank)
+        else:
+            self.device = torch.device("cpu" if device_arg == "auto" else device_arg)
+        if self.world_size > 1:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weights (ndim > 1, the [AGG] token included), none on biases and norms,
+    as the official ``main_pls.py`` (spec §3.3)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim > 1 else no_decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def warmup_cosine(
+    step: int,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    lr: float,
+    initial_lr: float,
+    final_lr: float,
+) -> float:
+    """The paper's schedule as a multiplier of ``lr``: linear warm-up from ``initial_lr``,
+    then a cosine from ``lr`` to ``final_lr`` (spec §3.1)."""
+    if step < warmup_steps:
+        value = initial_lr + (lr - initial_lr) * step / warmup_steps
+    else:
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        value = final_lr + (lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return value / lr
+
+
+def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class Trainer:
+    """Owns the run's state; ``state_dict`` is everything a checkpoint needs for exact resume."""
+
+    def __init__(self, config: TrainConfig, out: Path, resume: bool) -> None:
+        self.config = config
+        self.out = out
+        self.dist = Distributed(config.device)
+        self.device = self.dist.device
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        self.data = build_data(config)
+        self.model_cfg = model_config(config, self.data)
+        model = build_model(self.model_cfg)
+        if config.sync_bn and self.dist.enabled:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        self.autocast = autocast_dtype(config, self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+        per_rank, remainder = divmod(config.batch_size, self.dist.world_size)
+        if remainder or per_rank < 2:
+            raise SystemExit(
+                f"error: --batch-size {config.batch_size} must be a multiple of the "
+                f"{self.dist.world_size} ranks with at least 2 sequences per rank (BatchNorm)."
+            )
+        self.batch_per_rank = per_rank
+        self.sampler = ResumableSampler(
+            len(self.data.train),
+            seed=config.seed,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+            drop_last=True,
+        )
+        self.steps_per_epoch = len(self.sampler) // per_rank
+        if self.steps_per_epoch < 1:
+            raise SystemExit(
+                f"error: {len(self.data.train)} training sequences are fewer than one global "
+                f"batch of {config.batch_size}; lower --batch-size."
+            )
+        self.total_steps = self.steps_per_epoch * config.epochs
+        schedule = jb.CosineMomentum(
+            config.ema_base, config.ema_final, total_steps=self.total_steps
+        )
+        self.target = build_target(self.model, schedule).to(self.device)
+        self.target.train()  # the target's BN uses batch statistics, as the official code
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(self.model, config.weight_decay), lr=config.lr
+        )
+        warmup_steps = self.steps_per_epoch * config.warmup_epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: warmup_cosine(
+                step,
+                warmup_steps=warmup_steps,
+                total_steps=self.total_steps,
+                lr=config.lr,
+                initial_lr=config.initial_lr,
+                final_lr=config.final_lr,
+            ),
+        )
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.autocast == torch.float16
+        )
+        self.network: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if config.compile:
+            self.network = torch.compile(self.network)
+        self.loader_generator = torch.Generator().manual_seed(config.seed)
+        self.checkpoints = CheckpointManager(
+            out / "checkpoints",
+            keep_last=config.keep_last,
+            metric="loss",
+            mode="min",
+            config=checked_config(config, self.model_cfg),
+        )
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, float]] = []  # one row per logged optimiser step
+        self.skipped_steps: list[int] = []
+        self.train_seconds = 0.0
+        self.stop_requested = False
+        if resume:
+            self._resume()
+
+    # -------------------------------------------------------------- checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state({"loader": self.loader_generator}),
+            "position": {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+            },
+            "history": self.history,
+            "skipped_steps": self.skipped_steps,
+            "train_seconds": self.train_seconds,
+        }
+
+    def _resume(self) -> None:
+        payload = self.checkpoints.load_latest(map_location=self.device)
+        if payload is None:
+            log.warning("--resume: no checkpoint in %s; starting from scratch", self.out)
+            return
+        state = payload["state"]
+        self.model.load_state_dict(state["model"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"], {"loader": self.loader_generator})
+        position = state["position"]
+        self.epoch = position["epoch"]
+        self.step_in_epoch = position["step_in_epoch"]
+        self.global_step = position["global_step"]
+        self.history = list(state["history"])
+        self.skipped_steps = list(state["skipped_steps"])
+        self.train_seconds = float(state["train_seconds"])
+        if self.dist.is_main:
+            log.info("resumed at epoch %d, step %d", self.epoch, self.global_step)
+
+    def save(self, metric: float | None = None) -> None:
+        if self.dist.is_main:
+            path = self.checkpoints.save(
+                self.state_dict(), step=self.global_step, epoch=self.epoch, metric=metric
+            )
+            log.info("saved %s", path)
+        self.dist.barrier()
+
+    # -------------------------------------------------------------- the loop
+
+    def _loader(self) -> DataLoader:
+        self.data.train.set_epoch(self.epoch)
+        self.sampler.set_position(self.epoch, self.step_in_epoch * self.batch_per_rank)
+        return DataLoader(
+            self.data.train,
+            batch_size=self.batch_per_rank,
+            sampler=self.sampler,
+            num_workers=self.config.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            generator=self.loader_generator,  # keeps the global RNG (dropout) untouched
+        )
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        views = batch["views"].to(self.device, non_blocking=True)
+        actions = batch["actions"].to(self.device, non_blocking=True)
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast or torch.float32,
+            enabled=self.autocast is not None,
+        ):
+            loss, _ = compute_loss(self.network, self.target, views, actions)
+        if self.config.nan_policy == "skip" and not bool(torch.isfinite(loss)):
+            # A skip needs the answer before the optimiser step: one host sync per step.
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps.append(self.global_step)
+            log.warning("non-finite loss at step %d: step skipped", self.global_step)
+            return loss.detach()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.target.update(online_for_target(self.model))
+        return loss.detach()
+
+    def _flush(self, pending: list[tuple[int, torch.Tensor, float, float]]) -> float | None:
+        """Record the pending losses (one host sync per logging interval)."""
+        if not pending:
+            return None
+        values = torch.stack([loss for _, loss, _, _ in pending]).float().cpu().tolist()
+        for (step, _, lr, momentum), value in zip(pending, values, strict=True):
+            if not math.isfinite(value) and self.config.nan_policy == "stop":
+                raise NonFiniteLossError(
+                    f"loss is {value} at step {step} (epoch {self.epoch}); stopping. The last "
+                    f"good checkpoint is kept in {self.out / 'checkpoints'}: lower --lr, check "
+                    "the data for NaN/Inf, or pass --nan-policy skip."
+                )
+            self.history.append({"step": step, "loss": value, "lr": lr, "momentum": momentum})
+        pending.clear()
+        return values[-1]
+
+    def _should_stop(self) -> bool:
+        """SIGTERM or ``max_steps``. Under torchrun the ranks agree (an all-reduce at logging
+        intervals), so they all save and leave at the same step."""
+        config = self.config
+        if config.max_steps and self.global_step >= config.max_steps:
+            return True
+        if not self.dist.enabled:
+            return self.stop_requested
+        if self.global_step % config.log_every != 0:
+            return False
+        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _install_sigterm(self) -> None:
+        def request_stop(signum: int, frame: Any) -> None:
+            self.stop_requested = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+
+    def train(self) -> bool:
+        """Run to the end (True) or until stopped by SIGTERM / ``max_steps`` (False)."""
+        self._install_sigterm()
+        config = self.config
+        progress = None
+        if self.dist.is_main and config.progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(
+                total=self.total_steps, initial=self.global_step, desc="train", unit="step",
+                dynamic_ncols=True,
+            )
+        pending: list[tuple[int, torch.Tensor, float, float]] = []
+        self.network.train()
+        self.target.train()
+        try:
+            while self.epoch < config.epochs:
+                started = time.perf_counter()
+                for batch in self._loader():
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    momentum = self.target.momentum
+                    loss = self._step(batch)
+                    pending.append((self.global_step, loss, lr, momentum))
+                    self.global_step += 1
+                    self.step_in_epoch += 1
+                    if progress is not None:
+                        progress.update(1)
+                    if len(pending) >= config.log_every:
+                        last = self._flush(pending)
+                        if progress is not None and last is not None:
+                            progress.set_postfix(
+                                loss=f"{last:.4f}", lr=f"{lr:.2e}", ema=f"{momentum:.4f}"
+                            )
+                    interrupted = self._should_stop()
+                    periodic = config.save_every_steps and (
+                        self.global_step % config.save_every_steps == 0
+                    )
+                    if interrupted or periodic:
+                        self._flush(pending)
+                        self.train_seconds += time.perf_counter() - started
+                        started = time.perf_counter()
+                        self.save()
+                    if interrupted:
+                        if self.dist.is_main:
+                            reason = "a stop signal" if self.stop_requested else "--max-steps"
+                            log.warning(
+                                "stopped by %s at step %d; resume with --out %s --resume",
+                                reason, self.global_step, self.out,
+                            )
+                        return False
+                self._flush(pending)
+                self.train_seconds += time.perf_counter() - started
+                self.epoch += 1
+                self.step_in_epoch = 0
+                epoch_losses = [row["loss"] for row in self.history[-self.steps_per_epoch :]]
+                self.save(metric=sum(epoch_losses) / max(1, len(epoch_losses)))
+        finally:
+            if progress is not None:
+                progress.close()
+        return True
+
+    # -------------------------------------------------------------- evaluation and report
+
+    def evaluate(self) -> dict[str, Any]:
+        config = self.config
+        loaders = [
+            DataLoader(
+                dataset,
+                batch_size=config.probe_batch_size,
+                shuffle=False,
+                num_workers=config.num_workers,
+            )
+            for dataset in (self.data.eval_train, self.data.eval_test)
+        ]
+        metrics = evaluate_sequence_model(
+            self.model,
+            loaders[0],
+            loaders[1],
+            m_vals=range(1, config.m_val_max + 1),
+            action_kind=self.data.action_kind,
+            num_classes=self.data.num_classes,
+            epochs_linear=config.probe_epochs_linear,
+            epochs_mlp=config.probe_epochs_mlp,
+            epochs_linear_regressor=config.probe_epochs_linear_regressor,
+            batch_size=config.probe_batch_size,
+            seed=config.seed,
+            device=self.device,
+            progress=config.progress,
+        )
+        for key in ("r2_rel_rotation", "r2_indiv_rotation"):
+            metrics.setdefault(key, None)
+        metrics["train_seconds"] = round(self.train_seconds, 2)
+        metrics["steps"] = self.global_step
+        metrics["final_loss"] = self.history[-1]["loss"] if self.history else None
+        return metrics
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        (self.out / "metrics.json").write_text(json.dumps(
+            {**metrics, "loss_history": self.history, "skipped_steps": self.skipped_steps},
+            indent=2,
+        ))
+        plot_curves(self.history, metrics, self.out / "curves.png")
+        print(format_results_table(metrics, self.config, self.model_cfg, self.device))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    config = resolve_config(args)
+    out = args.out or Path("runs") / config.preset
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, out, resume=args.resume)
+    try:
+        if trainer.dist.is_main:
+            (out / "config.json").write_text(json.dumps(
+                {"train": asdict(config), "model": trainer.model_cfg.to_dict(),
+                 "world_size": trainer.dist.world_size, "library_version": jb.__version__},
+                indent=2,
+            ))
+            log.info(
+                "%s on %s: %d sequences, %d steps/epoch, %d epochs, global batch %d",
+                config.variant, trainer.device, len(trainer.data.train),
+                trainer.steps_per_epoch, config.epochs, config.batch_size,
+            )
+        try:
+            finished = trainer.train()
+        except NonFiniteLossError as error:
+            log.error("%s", error)
+            return 3
+        if not finished:
+            return 0
+        if trainer.dist.is_main and config.evaluate:
+            trainer.report(trainer.evaluate())
+        trainer.dist.barrier()
+        return 0
+    finally:
+        trainer.dist.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
