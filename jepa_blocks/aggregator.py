@@ -150,9 +150,12 @@ class SequenceAggregator(nn.Module):
     ) -> Float[Tensor, "b n {self.dim}"]:
         """All outputs, the [AGG] position first: ``(b, 1 + m, dim)``.
 
+        A sequence whose every token is padding is not an error (checking would sync the
+        host): the [AGG] token then attends only to itself, so its ``z_agg`` is finite and
+        depends on no token.
+
         Raises:
-            ValueError: ``m = 0``, more tokens than ``max_len``, a mask of the wrong shape or
-                one that pads every token of a sequence.
+            ValueError: ``m = 0``, more tokens than ``max_len``, a mask of the wrong shape.
         """
         batch, length, _ = tokens.shape
         if length == 0:

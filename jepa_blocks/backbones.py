@@ -78,6 +78,14 @@ def _set_cifar_stem(model: nn.Module, name: str) -> None:
     model.maxpool = nn.Identity()
 
 
+def _output_width(model: nn.Module) -> int | None:
+    # With num_classes=0 a timm model returns its pre-logits, which are head_hidden_size wide
+    # (timm >= 1.0); that differs from num_features (the forward_features width) for models
+    # with a head convolution after pooling (mobilenetv3_small_050: 288 -> 1024; HGNetV2, ...).
+    width = getattr(model, "head_hidden_size", None)
+    return width if isinstance(width, int) else getattr(model, "num_features", None)
+
+
 def create_backbone(
     name_or_module: str | nn.Module,
     *,
@@ -93,7 +101,8 @@ def create_backbone(
             ``"convnext_atto"``, ...) or an ``nn.Module`` returning ``(b, dim)``.
         pretrained: load timm's pretrained weights (downloads them; off by default).
         cifar_stem: give a ResNet the paper's 3x3 stride-1 stem without max-pool.
-        dim: the embedding width of a custom module; defaults to its ``num_features``.
+        dim: the embedding width of a custom module; defaults to its ``head_hidden_size``
+            (timm's pre-logits width) or else its ``num_features``.
         **timm_kwargs: passed to ``timm.create_model`` (``img_size=32`` for a ViT, ...).
 
     Raises:
@@ -106,7 +115,7 @@ def create_backbone(
                 "cifar_stem, pretrained and timm kwargs apply to timm names only; configure "
                 "your own module before passing it."
             )
-        width = dim if dim is not None else getattr(name_or_module, "num_features", None)
+        width = dim if dim is not None else _output_width(name_or_module)
         if not isinstance(width, int):
             raise ValueError(
                 f"cannot tell the output width of {type(name_or_module).__name__}: pass "
@@ -125,4 +134,4 @@ def create_backbone(
     model = timm.create_model(name, pretrained=pretrained, num_classes=0, **timm_kwargs)
     if cifar_stem:
         _set_cifar_stem(model, name)
-    return Backbone(model, int(model.num_features), name=name)
+    return Backbone(model, int(_output_width(model)), name=name)

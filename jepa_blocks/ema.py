@@ -10,6 +10,7 @@ continues on exactly the same momentum.
 
 import copy
 import math
+import weakref
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -186,7 +187,7 @@ class EMATarget(nn.Module):
         # A Python int, not a buffer: reading a CUDA buffer every step would sync the host.
         # It reaches state_dict through get_extra_state, so a resumed run continues exactly.
         self.step = 0
-        self._validated_id: int | None = None
+        self._validated: weakref.ref[nn.Module] | None = None
 
     @property
     def momentum(self) -> float:
@@ -201,7 +202,7 @@ class EMATarget(nn.Module):
     def _validate(self, online: nn.Module) -> None:
         # Structure is checked once per online module; the update itself is then a handful of
         # fused foreach calls with no Python work per parameter.
-        if self._validated_id == id(online):
+        if self._validated is not None and self._validated() is online:
             return
         target_params = dict(self.target.named_parameters())
         online_params = dict(online.named_parameters())
@@ -213,11 +214,13 @@ class EMATarget(nn.Module):
                 f"{missing}, unexpected {extra}; pass the module the target was copied from."
             )
         for name, param in target_params.items():
-            if param.shape != online_params[name].shape:
+            online_param = online_params[name]
+            if param.shape != online_param.shape or param.dtype != online_param.dtype:
                 raise ValueError(
-                    f"parameter {name!r} has shape {tuple(online_params[name].shape)} online but "
-                    f"{tuple(param.shape)} in the target; pass the module the target was "
-                    "copied from."
+                    f"parameter {name!r} has shape {tuple(online_param.shape)} and dtype "
+                    f"{online_param.dtype} online but {tuple(param.shape)} and {param.dtype} in "
+                    "the target; pass the module the target was copied from (and move both "
+                    "with .to())."
                 )
         target_buffers = dict(self.target.named_buffers())
         online_buffers = dict(online.named_buffers())
@@ -227,7 +230,7 @@ class EMATarget(nn.Module):
                 f"({sorted(target_buffers.keys() ^ online_buffers.keys())[:5]} differ); pass the "
                 "module the target was copied from."
             )
-        self._validated_id = id(online)
+        self._validated = weakref.ref(online)
 
     @torch.no_grad()
     def update(self, online: nn.Module) -> float:
