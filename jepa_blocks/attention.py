@@ -1,0 +1,518 @@
+"""The library's multi-head self-attention: fused QKV projection with a selectable core.
+
+Why it exists: seq-JEPA's aggregator (and any ViT-style block built from these parts) needs
+one attention module whose *core* can be swapped without touching weights, so that
+
+* ``naive``  -- explicit ``softmax(Q K^T / sqrt(dh) + mask) V``, is the readable test oracle;
+* ``sdpa``   -- :func:`torch.nn.functional.scaled_dot_product_attention`, is the fast default,
+  with an optional pinned backend (``"math"``, ``"flash"``, ``"efficient"``, ``"cudnn"``);
+* ``online`` -- the library's own tiled online-softmax attention (the FlashAttention-2
+  algorithm) in plain PyTorch ops, no Triton and no compiled extension. Its custom autograd
+  function saves only ``q, k, v``, the output and the per-row log-sum-exp, and recomputes the
+  probabilities block by block in backward, so the state kept for backward grows as O(N), not
+  O(N^2). It runs on any device in fp64 / fp32 / bf16 / fp16 (half types are computed in fp32).
+
+Masks. ``key_padding_mask`` is ``True`` where a key is PADDING (ignored), the convention of
+:class:`torch.nn.MultiheadAttention`. The functional form also takes ``causal=True``
+(query ``i`` sees keys ``j <= i``, top-left aligned like SDPA's ``is_causal``).
+
+Rows with no key to attend to. When every key a query row may see is padded (for key padding
+alone: the whole sequence of that batch element), softmax is undefined. Every core returns
+**zeros** for such rows, and their inputs receive zero gradient; no core produces NaN. Nothing
+is raised, so the behaviour needs no host-device sync and works under ``torch.compile`` and
+CUDA-graph capture.
+
+Axes (see :mod:`jepa_blocks._typing`): ``b`` batch, ``h`` heads, ``n`` query tokens,
+``nk`` key tokens (``n`` for self-attention), ``dh`` head width, ``d`` model width.
+"""
+
+import math
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from jepa_blocks._typing import Bool, Float, typecheck
+
+__all__ = [
+    "ATTENTION_CORES",
+    "SDPA_BACKENDS",
+    "Attention",
+    "attention_core",
+]
+
+ATTENTION_CORES = ("naive", "sdpa", "online")
+SDPA_BACKENDS = ("math", "flash", "efficient", "cudnn")
+
+# A finite stand-in for -inf in the online core: a block whose keys are all masked then gives
+# exp(0) = 1 "garbage" that the next real block's rescaling factor exp(NEG - m) = 0 wipes out,
+# instead of exp(-inf - -inf) = NaN.
+_NEG = -1.0e30
+
+
+def _check_core(core: str) -> str:
+    if core not in ATTENTION_CORES:
+        raise ValueError(
+            f"unknown attention core {core!r}; choose one of {ATTENTION_CORES} "
+            "('sdpa' is the fast default, 'naive' the oracle, 'online' the O(N)-memory core)"
+        )
+    return core
+
+
+def _check_backend(backend: str | None) -> str | None:
+    if backend is not None and backend not in SDPA_BACKENDS:
+        raise ValueError(
+            f"unknown SDPA backend {backend!r}; choose one of {SDPA_BACKENDS}, or None to let "
+            "PyTorch pick the fastest kernel that supports the inputs"
+        )
+    return backend
+
+
+def _check_block_size(block_size: int) -> int:
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(
+            f"block_size must be a positive int, got {block_size!r}; use e.g. 128 on GPU or "
+            "256-1024 on CPU"
+        )
+    return block_size
+
+
+def _sdpa_backend_context(backend: str | None):
+    if backend is None:
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    enum = {
+        "math": SDPBackend.MATH,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+    }[backend]
+    return sdpa_kernel(enum)
+
+
+def _rows_with_keys(
+    key_padding_mask: Tensor | None, n: int, nk: int, causal: bool
+) -> Tensor | None:
+    """``(b, 1, n, 1)`` (or ``(b, 1, 1, 1)``) bool: query rows that see at least one key."""
+    if key_padding_mask is None:
+        return None  # causal alone never empties a row: key 0 is always visible
+    if not causal:
+        return ~key_padding_mask.all(dim=-1)[:, None, None, None]
+    # Row i sees keys 0..i: it is empty iff that prefix is all padding.
+    prefix_padded = key_padding_mask.to(torch.int32).cumprod(dim=-1)
+    last_visible = torch.arange(n, device=key_padding_mask.device).clamp_max(nk - 1)
+    return (prefix_padded[:, last_visible] == 0)[:, None, :, None]
+
+
+def _causal_block(n: int, nk: int, device) -> Tensor:
+    """``(n, nk)`` bool, True where key j is in the future of query i (j > i)."""
+    return torch.ones(n, nk, dtype=torch.bool, device=device).triu(1)
+
+
+# ----------------------------------------------------------------------------- naive & sdpa
+
+
+def _naive(q, k, v, key_padding_mask, causal, dropout_p, scale, training_generator=None):
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+    masked = None
+    if key_padding_mask is not None:
+        masked = key_padding_mask[:, None, None, :]
+    if causal:
+        future = _causal_block(q.shape[-2], k.shape[-2], q.device)
+        masked = future if masked is None else masked | future
+    if masked is not None:
+        # A finite minimum (not -inf) keeps fully masked rows finite (uniform weights); those
+        # rows are zeroed by the caller.
+        scores = scores.masked_fill(masked, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p, training=True)
+    return torch.matmul(weights, v)
+
+
+def _sdpa(q, k, v, key_padding_mask, causal, dropout_p, scale, backend, rows):
+    attn_mask = None
+    is_causal = causal
+    if key_padding_mask is not None:
+        attend = ~key_padding_mask[:, None, None, :]  # SDPA: True = attend
+        if causal:
+            attend = attend & ~_causal_block(q.shape[-2], k.shape[-2], q.device)
+            is_causal = False  # SDPA takes either a mask or is_causal, not both
+        # Rows with nothing to attend to attend to everything (finite; zeroed by the caller):
+        # backends disagree on what an all-False row gives (NaN or 0), and NaN * 0 is NaN.
+        attn_mask = attend | ~rows
+    try:
+        with _sdpa_backend_context(backend):
+            return F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=attn_mask,
+                dropout_p=dropout_p,
+                is_causal=is_causal,
+                scale=scale,
+            )
+    except RuntimeError as err:
+        if backend is None:
+            raise
+        raise RuntimeError(
+            f"SDPA backend {backend!r} cannot run q {tuple(q.shape)} {q.dtype} on "
+            f"{q.device} (mask={attn_mask is not None}, causal={causal}, "
+            f"dropout_p={dropout_p}); pass backend=None to let PyTorch choose, or pick "
+            f"another of {SDPA_BACKENDS}. PyTorch said: {err}"
+        ) from err
+
+
+# ----------------------------------------------------------------------------- online core
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _keep_mask(shape, dropout_p, seed, tile, device) -> Tensor:
+    # One generator per tile, seeded from (call seed, tile index): backward regenerates the
+    # exact forward mask whatever order it visits the tiles in.
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed + tile)
+    return torch.rand(shape, generator=gen, device=device) >= dropout_p
+
+
+# Query rows per tile are chosen so that one (bh, rows, block) score tile holds about this many
+# bytes: tall tiles mean few, large PyTorch ops (per-op overhead, and on a CPU shared with other
+# processes every op is a thread barrier), while a tile stays O(N * block), never O(N^2).
+_TILE_BYTES = 16 * 2**20
+
+
+def _query_block(n: int, bh: int, block: int, element_size: int) -> int:
+    rows = _TILE_BYTES // max(1, bh * block * element_size)
+    rows = max(block, rows // block * block)  # a multiple of the key block
+    return min(rows, max(n, 1))
+
+
+def _tiles(n: int, nk: int, block: int, q_block: int, causal: bool):
+    """``(tile, i0, i1, j0, j1, causal_cut, last)`` for every tile with a visible key.
+
+    Key blocks hold ``block`` keys, query blocks ``q_block`` rows. ``causal_cut`` marks tiles
+    in which some key lies after some query (they need the triangular mask); tiles entirely
+    in the future of their queries are skipped.
+    """
+    n_kblocks = -(-nk // block)
+    for bi, i0 in enumerate(range(0, n, q_block)):
+        i1 = min(i0 + q_block, n)
+        k_end = min(nk, i1) if causal else nk
+        for bj, j0 in enumerate(range(0, k_end, block)):
+            j1 = min(j0 + block, k_end)
+            yield bi * n_kblocks + bj, i0, i1, j0, j1, causal and j1 - 1 > i0, j1 == k_end
+
+
+def _scores(q_scaled, k_t, bias, i0, i1, j0, j1, causal_cut) -> Tensor:
+    """One tile of ``q k^T / sqrt(dh) + padding bias``: ``(bh, bq, bk)``, a fresh tensor."""
+    if bias is None:
+        s = torch.bmm(q_scaled[:, i0:i1], k_t[:, :, j0:j1])
+    else:  # the bias rides in the GEMM's C operand
+        s = torch.baddbmm(bias[:, :, j0:j1], q_scaled[:, i0:i1], k_t[:, :, j0:j1])
+    if causal_cut:
+        rows = torch.arange(i0, i1, device=s.device)[:, None]
+        cols = torch.arange(j0, j1, device=s.device)[None, :]
+        s.masked_fill_(cols > rows, _NEG)
+    return s
+
+
+class _OnlineAttention(torch.autograd.Function):
+    """FlashAttention-2 forward/backward in PyTorch ops over ``(bh, n, dh)`` tensors.
+
+    Saved for backward: ``q, k, v``, the output and the log-sum-exp ``(bh, n, 1)`` (plus the
+    ``(bh, 1, nk)`` padding bias when masked) -- all O(N). Probabilities are recomputed tile
+    by tile in backward. Every GEMM keeps the head width as its inner size (no odd padding
+    columns), and tile-sized temporaries are updated in place.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, causal, scale, block, dropout_p, seed):
+        bh, n, _ = q.shape
+        nk, dv = k.shape[1], v.shape[-1]
+        q_scaled = q * scale
+        k_t = k.transpose(1, 2)
+        out = torch.empty(bh, n, dv, dtype=q.dtype, device=q.device)
+        lse = torch.empty(bh, n, 1, dtype=q.dtype, device=q.device)
+        q_block = _query_block(n, bh, block, q.element_size())
+        row_max = row_sum = acc = None
+        for tile, i0, i1, j0, j1, cut, last in _tiles(n, nk, block, q_block, causal):
+            p = _scores(q_scaled, k_t, bias, i0, i1, j0, j1, cut)
+            tile_max = p.amax(dim=-1, keepdim=True)
+            if j0 == 0:  # first key block of this query block: nothing to rescale yet
+                row_max = tile_max
+                p.sub_(row_max).exp_()
+                row_sum = p.sum(dim=-1, keepdim=True)
+            else:
+                new_max = torch.maximum(row_max, tile_max)
+                correction = row_max.sub_(new_max).exp_()
+                row_max = new_max
+                p.sub_(row_max).exp_()
+                row_sum.mul_(correction).add_(p.sum(dim=-1, keepdim=True))
+                acc.mul_(correction)
+            if dropout_p > 0.0:  # 1 / (1 - p) of inverted dropout is applied once, below
+                p.mul_(_keep_mask(p.shape, dropout_p, seed, tile, q.device))
+            if j0 == 0:
+                acc = torch.bmm(p, v[:, j0:j1])
+            else:
+                acc.baddbmm_(p, v[:, j0:j1])
+            if last:
+                torch.div(acc, row_sum * (1.0 - dropout_p), out=out[:, i0:i1])
+                torch.add(row_max, row_sum.log_(), out=lse[:, i0:i1])
+        ctx.save_for_backward(q, k, v, out, lse, bias)
+        ctx.config = (causal, scale, block, dropout_p, seed)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse, bias = ctx.saved_tensors
+        causal, scale, block, dropout_p, seed = ctx.config
+        bh, n, dh = q.shape
+        nk = k.shape[1]
+        # Contiguous: autograd often hands over an expanded (stride-0) gradient, and strided
+        # GEMM operands make bmm fall back to one copied matrix per batch entry.
+        grad_out = grad_out.to(q.dtype).contiguous()
+        # D = rowsum(dO * O) = rowsum(P * dP): the softmax-Jacobian term of FA2.
+        delta = (grad_out * out).sum(dim=-1, keepdim=True)
+        q_scaled = q * scale
+        k_t, v_t = k.transpose(1, 2), v.transpose(1, 2)
+        q_block = _query_block(n, bh, block, q.element_size())
+        # Contiguous per-block accumulators: in-place GEMMs into strided slices of one big
+        # gradient fall back to one small GEMM per batch entry.
+        starts = range(0, nk, block)
+        dk_blocks = [k.new_zeros(bh, min(block, nk - j0), dh) for j0 in starts]
+        dv_blocks = [v.new_zeros(bh, min(block, nk - j0), v.shape[-1]) for j0 in starts]
+        dq_blocks = []
+        dq_i = None
+        for tile, i0, i1, j0, j1, cut, last in _tiles(n, nk, block, q_block, causal):
+            if j0 == 0:
+                dq_i = q.new_zeros(bh, i1 - i0, dh)
+            dout_i, dk_j, dv_j = grad_out[:, i0:i1], dk_blocks[j0 // block], dv_blocks[j0 // block]
+            p = _scores(q_scaled, k_t, bias, i0, i1, j0, j1, cut)
+            p.sub_(lse[:, i0:i1]).exp_()
+            ds = torch.bmm(dout_i, v_t[:, :, j0:j1])
+            if dropout_p > 0.0:
+                keep = _keep_mask(p.shape, dropout_p, seed, tile, q.device)
+                dv_j.baddbmm_((p * keep).transpose(1, 2), dout_i, alpha=1.0 / (1.0 - dropout_p))
+                ds.mul_(keep).div_(1.0 - dropout_p)
+            else:
+                dv_j.baddbmm_(p.transpose(1, 2), dout_i)
+            ds.sub_(delta[:, i0:i1]).mul_(p)  # dS = P * (dP - D)
+            dq_i.baddbmm_(ds, k[:, j0:j1])
+            dk_j.baddbmm_(ds.transpose(1, 2), q_scaled[:, i0:i1])
+            if last:
+                dq_blocks.append(dq_i)
+        dq = torch.cat(dq_blocks, dim=1).mul_(scale)
+        dk = torch.cat(dk_blocks, dim=1)
+        dv = torch.cat(dv_blocks, dim=1)
+        return dq, dk, dv, None, None, None, None, None, None
+
+
+def _online(q, k, v, key_padding_mask, causal, dropout_p, scale, block_size):
+    b, h, n, _ = q.shape
+    nk = k.shape[-2]
+    compute = _compute_dtype(q.dtype)
+    q2 = rearrange(q, "b h n dh -> (b h) n dh").to(compute)
+    k2 = rearrange(k, "b h n dh -> (b h) n dh").to(compute)
+    v2 = rearrange(v, "b h n dh -> (b h) n dh").to(compute)
+    bias = None
+    if key_padding_mask is not None:
+        # Additive key bias, ((b h), 1, nk): 0 for keys, _NEG for padding. O(N) memory.
+        bias = torch.zeros(b, 1, 1, nk, dtype=compute, device=q.device)
+        bias = bias.masked_fill(key_padding_mask[:, None, None, :], _NEG)
+        bias = rearrange(bias.expand(b, h, 1, nk), "b h one nk -> (b h) one nk").contiguous()
+    seed = 0
+    if dropout_p > 0.0:
+        # Drawn from the global RNG so torch.manual_seed makes runs reproducible.
+        seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    out = _OnlineAttention.apply(q2, k2, v2, bias, causal, scale, block_size, dropout_p, seed)
+    return rearrange(out, "(b h) n dh -> b h n dh", b=b).to(q.dtype)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+@typecheck
+def attention_core(
+    q: Float[Tensor, "b h n dh"],
+    k: Float[Tensor, "b h nk dh"],
+    v: Float[Tensor, "b h nk dh"],
+    *,
+    key_padding_mask: Bool[Tensor, "b nk"] | None = None,
+    core: str = "sdpa",
+    backend: str | None = None,
+    dropout_p: float = 0.0,
+    block_size: int = 128,
+    causal: bool = False,
+    scale: float | None = None,
+) -> Float[Tensor, "b h n dh"]:
+    """Scaled dot-product attention of per-head queries, keys and values.
+
+    Args:
+        q: queries, ``(b, h, n, dh)``.
+        k, v: keys and values, ``(b, h, nk, dh)``.
+        key_padding_mask: ``(b, nk)``, True where a key is padding and must be ignored.
+        core: ``"naive"`` (oracle), ``"sdpa"`` (default) or ``"online"`` (O(N) memory).
+        backend: only with ``core="sdpa"``: pin ``"math"``, ``"flash"``, ``"efficient"`` or
+            ``"cudnn"``; ``None`` lets PyTorch choose.
+        dropout_p: dropout on the attention weights (pass 0 in eval mode).
+        block_size: tile size of the ``online`` core (queries and keys).
+        causal: query ``i`` attends to keys ``j <= i`` only.
+        scale: score scale, default ``1 / sqrt(dh)``.
+
+    Returns:
+        ``(b, h, n, dh)``; zeros for query rows whose every visible key is padding.
+
+    Raises:
+        ValueError: unknown core or backend, backend with a core other than sdpa, bad
+            ``dropout_p`` / ``block_size``, or a mask that is not a ``(b, nk)`` bool tensor.
+        RuntimeError: a pinned SDPA backend cannot run these inputs (PyTorch's reason kept).
+    """
+    _check_core(core)
+    _check_backend(backend)
+    _check_block_size(block_size)
+    if backend is not None and core != "sdpa":
+        raise ValueError(
+            f"backend={backend!r} applies only to core='sdpa', got core={core!r}; "
+            "pass backend=None or core='sdpa'"
+        )
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(
+            f"q, k, v must be (b, h, n, dh), (b, h, nk, dh), (b, h, nk, dh); got "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    b, _, n, dh = q.shape
+    nk = k.shape[2]
+    if key_padding_mask is not None and (
+        key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != (b, nk)
+    ):
+        raise ValueError(
+            f"key_padding_mask must be a bool tensor of shape (batch, keys) = {(b, nk)} with "
+            f"True marking padding; got {key_padding_mask.dtype} "
+            f"{tuple(key_padding_mask.shape)} (convert with mask.bool(); invert a "
+            "True-means-keep mask with ~mask)"
+        )
+    if scale is None:
+        scale = 1.0 / math.sqrt(dh)
+    rows = _rows_with_keys(key_padding_mask, n, nk, causal)
+    if core == "sdpa":
+        out = _sdpa(q, k, v, key_padding_mask, causal, dropout_p, scale, backend, rows)
+    elif core == "naive":
+        out = _naive(q, k, v, key_padding_mask, causal, dropout_p, scale)
+    else:
+        out = _online(q, k, v, key_padding_mask, causal, dropout_p, scale, block_size)
+    if rows is not None:
+        out = out * rows
+    return out
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention: fused QKV ``Linear``, a selectable core, output ``Linear``.
+
+    Same parameters (and names) as ``timm.layers.Attention`` without q/k norms: ``qkv`` maps
+    ``d -> 3d`` laid out as ``(3, heads, head_dim)``, ``proj`` maps ``d -> d``. The ``core``
+    and ``backend`` attributes may be changed at any time; weights do not depend on them.
+
+    Args:
+        dim: model width ``d``; must be divisible by ``heads``.
+        heads: number of heads.
+        qkv_bias, proj_bias: biases of the two projections.
+        dropout: dropout on the attention weights, active in training mode only.
+        core: ``"sdpa"`` (default), ``"naive"`` or ``"online"``.
+        backend: pins an SDPA backend (used only while ``core == "sdpa"``).
+        block_size: tile size of the ``online`` core.
+
+    Raises:
+        ValueError: ``dim`` not divisible by ``heads``, unknown core/backend, bad dropout or
+            block size.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 8,
+        *,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        dropout: float = 0.0,
+        core: str = "sdpa",
+        backend: str | None = None,
+        block_size: int = 128,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if heads < 1 or dim < 1 or dim % heads != 0:
+            raise ValueError(
+                f"dim {dim} is not divisible by heads {heads}; choose heads dividing dim "
+                f"(e.g. heads={math.gcd(dim, max(heads, 1)) or 1}) or change dim"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self._core = _check_core(core)
+        self._backend = _check_backend(backend)
+        self.block_size = _check_block_size(block_size)
+        self.dim = dim
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.dropout = dropout
+        factory = {"device": device, "dtype": dtype}
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias, **factory)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias, **factory)
+
+    @property
+    def core(self) -> str:
+        """The attention core; assign a name from ``ATTENTION_CORES`` to switch."""
+        return self._core
+
+    @core.setter
+    def core(self, value: str) -> None:
+        self._core = _check_core(value)
+
+    @property
+    def backend(self) -> str | None:
+        """The pinned SDPA backend, or None for PyTorch's choice."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str | None) -> None:
+        self._backend = _check_backend(value)
+
+    @typecheck
+    def forward(
+        self,
+        x: Float[Tensor, "b n {self.dim}"],
+        key_padding_mask: Bool[Tensor, "b n"] | None = None,
+    ) -> Float[Tensor, "b n {self.dim}"]:
+        """Attend over the ``n`` tokens of each sequence; padded keys (mask True) are ignored.
+
+        Query rows whose whole sequence is padding come out as ``proj`` of zeros (its bias).
+        """
+        qkv = self.qkv(x)
+        q, k, v = rearrange(
+            qkv, "b n (three h dh) -> three b h n dh", three=3, h=self.heads
+        ).unbind(0)
+        out = attention_core(
+            q,
+            k,
+            v,
+            key_padding_mask=key_padding_mask,
+            core=self._core,
+            backend=self._backend if self._core == "sdpa" else None,
+            dropout_p=self.dropout if self.training else 0.0,
+            block_size=self.block_size,
+        )
+        return self.proj(rearrange(out, "b h n dh -> b n (h dh)"))
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, heads={self.heads}, core={self._core!r}, "
+            f"backend={self._backend!r}, dropout={self.dropout}, block_size={self.block_size}"
+        )
