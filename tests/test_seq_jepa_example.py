@@ -8,7 +8,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_jepa"))
 
-import jepa_blocks as jb  # noqa: E402
 from model import (  # noqa: E402
     VARIANTS,
     SeqJEPA,
@@ -17,6 +16,8 @@ from model import (  # noqa: E402
     build_target,
     compute_loss,
 )
+
+import jepa_blocks as jb  # noqa: E402
 
 TINY = {"backbone": "test_resnet", "dim_action_embed": 32, "depth": 1, "pred_hidden": 64}
 

@@ -102,9 +102,8 @@ def _cifar100(config: TrainConfig) -> DataBundle:
 
 
 def _stl10_pls(config: TrainConfig) -> DataBundle:
-    from jepa_blocks.data.saccades import STL10_MEAN, STL10_STD, SaccadeSequences
-
     from jepa_blocks.data.disk import STL10
+    from jepa_blocks.data.saccades import STL10_MEAN, STL10_STD, SaccadeSequences
 
     def sequences(split: str, fixations: int, seed: int) -> SaccadeSequences:
         return SaccadeSequences(

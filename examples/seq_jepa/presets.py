@@ -65,6 +65,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe_batch_size": 32,
         "num_workers": 0,
         "dropout": 0.0,
+        "backbone": "test_resnet",  # timm's 0.37 M-parameter test ResNet: seconds, not minutes
+        "dim_action_embed": 32,
+        "depth": 1,
+        "pred_hidden": 128,
+        "log_every": 1,
     },
     "paper-3diebench": {
         **PAPER_COMMON,
@@ -110,6 +115,10 @@ class TrainConfig:
     seq_len: int = 3  # M_tr: observed views per training sequence (plus one target)
     backbone: str = "resnet18"
     cifar_stem: bool = False
+    dim_action_embed: int = 128
+    depth: int = 3
+    heads: int = 4
+    pred_hidden: int = 1024
     dropout: float = 0.1
     epochs: int = 25
     batch_size: int = 64  # GLOBAL batch: split evenly across torchrun ranks
@@ -148,6 +157,7 @@ OPERATIONAL_FIELDS = (
     "num_workers",
     "device",
     "compile",
+    "nan_policy",  # a stopped run may be resumed with --nan-policy skip, as the error suggests
     "log_every",
     "save_every_steps",
     "keep_last",

@@ -12,12 +12,15 @@ to ``final_lr`` (the official code's cosine is overwritten by a constant LR), a 
 wrapper under torchrun (the official ``--distributed`` trains independent models), workers
 seeded per (seed, epoch, index), probes on a backbone in eval mode.
 
-Writes ``OUT/config.json``, ``OUT/metrics.json``, ``OUT/curves.png`` and
-``OUT/checkpoints/`` (atomic, last K and best; ``--resume`` continues from the newest valid
-one with identical losses). SIGTERM saves a checkpoint and exits cleanly.
+Writes ``OUT/config.json``, ``OUT/metrics.json`` (the loss history; probe results unless
+``--no-evaluate``), ``OUT/curves.png`` (after an evaluation) and ``OUT/checkpoints/`` (atomic,
+last K and best; ``--resume`` continues from the newest valid one with identical losses).
+SIGTERM saves a checkpoint and exits cleanly. Exit codes: 0 done or stopped, 1 bad
+arguments or data, 2 a checkpoint that cannot be resumed, 3 a non-finite loss.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -50,7 +53,9 @@ from report import format_results_table, plot_curves  # noqa: E402
 
 import jepa_blocks as jb  # noqa: E402
 from jepa_blocks.checkpoint import (  # noqa: E402
+    CheckpointError,
     CheckpointManager,
+    ConfigMismatchError,
     capture_rng_state,
     restore_rng_state,
 )
@@ -125,6 +130,10 @@ def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
         backbone=config.backbone,
         cifar_stem=config.cifar_stem,
         dim_action=data.dim_action,
+        dim_action_embed=config.dim_action_embed,
+        depth=config.depth,
+        heads=config.heads,
+        pred_hidden=config.pred_hidden,
         dropout=config.dropout,
     )
 
@@ -204,6 +213,16 @@ def warmup_cosine(
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
         value = final_lr + (lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return value / lr
+
+
+def parameter_checksum(module: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of the parameters' names and exact bytes. Buffers are left
+    out: under DDP, BN running statistics come from each rank's own shard and differ."""
+    sha = hashlib.sha256()
+    for name, param in sorted(module.named_parameters(), key=lambda item: item[0]):
+        sha.update(name.encode())
+        sha.update(param.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    return sha.hexdigest()[:16]
 
 
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -334,7 +353,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"], {"loader": self.loader_generator})
+        restore_rng_state(state["rng"], generators={"loader": self.loader_generator})
         position = state["position"]
         self.epoch = position["epoch"]
         self.step_in_epoch = position["step_in_epoch"]
@@ -371,14 +390,22 @@ class Trainer:
     def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         views = batch["views"].to(self.device, non_blocking=True)
         actions = batch["actions"].to(self.device, non_blocking=True)
+        skip_policy = self.config.nan_policy == "skip"
+        # The forward already updates BatchNorm running statistics (online and target): a
+        # skipped step must leave no trace, so keep a copy to put back (small: BN buffers).
+        buffers = [b for m in (self.model, self.target) for b in m.buffers()] if skip_policy else []
+        saved = [b.clone() for b in buffers]
         with torch.autocast(
             self.device.type,
             dtype=self.autocast or torch.float32,
             enabled=self.autocast is not None,
         ):
             loss, _ = compute_loss(self.network, self.target, views, actions)
-        if self.config.nan_policy == "skip" and not bool(torch.isfinite(loss)):
+        if skip_policy and not self._all_finite(loss):
             # A skip needs the answer before the optimiser step: one host sync per step.
+            with torch.no_grad():
+                for buffer, copy in zip(buffers, saved, strict=True):
+                    buffer.copy_(copy)
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps.append(self.global_step)
             log.warning("non-finite loss at step %d: step skipped", self.global_step)
@@ -391,17 +418,32 @@ class Trainer:
         self.target.update(online_for_target(self.model))
         return loss.detach()
 
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: under DDP the ranks must skip together,
+        or the ones that step would wait forever for the others' gradients."""
+        finite = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.dist.enabled:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
+
     def _flush(self, pending: list[tuple[int, torch.Tensor, float, float]]) -> float | None:
-        """Record the pending losses (one host sync per logging interval)."""
+        """Record the pending losses (one host sync per logging interval). Under DDP the
+        recorded loss is the mean over ranks, the loss of the global batch, so that every rank
+        sees the same values (and a NaN on any rank stops them all)."""
         if not pending:
             return None
-        values = torch.stack([loss for _, loss, _, _ in pending]).float().cpu().tolist()
+        losses = torch.stack([loss for _, loss, _, _ in pending]).float()
+        if self.dist.enabled:
+            dist.all_reduce(losses)  # SUM: gloo has no AVG
+            losses /= self.dist.world_size
+        values = losses.cpu().tolist()
         for (step, _, lr, momentum), value in zip(pending, values, strict=True):
             if not math.isfinite(value) and self.config.nan_policy == "stop":
                 raise NonFiniteLossError(
                     f"loss is {value} at step {step} (epoch {self.epoch}); stopping. The last "
-                    f"good checkpoint is kept in {self.out / 'checkpoints'}: lower --lr, check "
-                    "the data for NaN/Inf, or pass --nan-policy skip."
+                    f"good checkpoint is kept in {self.out / 'checkpoints'}: lower --lr (in a "
+                    "new --out), check the data for NaN/Inf, or continue with --resume "
+                    "--nan-policy skip."
                 )
             self.history.append({"step": step, "loss": value, "lr": lr, "momentum": momentum})
         pending.clear()
@@ -488,7 +530,19 @@ class Trainer:
                 progress.close()
         return True
 
+    def parameter_checksums(self) -> tuple[str, str]:
+        """Checksums of the online and EMA-target parameters, logged by every rank at the end:
+        under DDP they must agree (rank 0 alone saves checkpoints)."""
+        return parameter_checksum(self.model), parameter_checksum(self.target)
+
     # -------------------------------------------------------------- evaluation and report
+
+    def train_metrics(self) -> dict[str, Any]:
+        return {
+            "train_seconds": round(self.train_seconds, 2),
+            "steps": self.global_step,
+            "final_loss": self.history[-1]["loss"] if self.history else None,
+        }
 
     def evaluate(self) -> dict[str, Any]:
         config = self.config
@@ -518,18 +572,19 @@ class Trainer:
         )
         for key in ("r2_rel_rotation", "r2_indiv_rotation"):
             metrics.setdefault(key, None)
-        metrics["train_seconds"] = round(self.train_seconds, 2)
-        metrics["steps"] = self.global_step
-        metrics["final_loss"] = self.history[-1]["loss"] if self.history else None
+        metrics.update(self.train_metrics())
         return metrics
 
-    def report(self, metrics: dict[str, Any]) -> None:
+    def report(self, metrics: dict[str, Any], *, evaluated: bool = True) -> None:
+        """``metrics.json`` always (the loss history is there); curves and table only after
+        an evaluation."""
         (self.out / "metrics.json").write_text(json.dumps(
             {**metrics, "loss_history": self.history, "skipped_steps": self.skipped_steps},
             indent=2,
         ))
-        plot_curves(self.history, metrics, self.out / "curves.png")
-        print(format_results_table(metrics, self.config, self.model_cfg, self.device))
+        if evaluated:
+            plot_curves(self.history, metrics, self.out / "curves.png")
+            print(format_results_table(metrics, self.config, self.model_cfg, self.device))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,7 +593,14 @@ def main(argv: list[str] | None = None) -> int:
     config = resolve_config(args)
     out = args.out or Path("runs") / config.preset
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, out, resume=args.resume)
+    try:
+        trainer = Trainer(config, out, resume=args.resume)
+    except (ConfigMismatchError, CheckpointError) as error:
+        # Only --resume reads checkpoints; the message names the file and what differs.
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        print(f"error: cannot resume from {out / 'checkpoints'}: {error}", file=sys.stderr)
+        return 2
     try:
         if trainer.dist.is_main:
             (out / "config.json").write_text(json.dumps(
@@ -556,10 +618,15 @@ def main(argv: list[str] | None = None) -> int:
         except NonFiniteLossError as error:
             log.error("%s", error)
             return 3
+        log.info("rank %d param checksum %s target checksum %s",
+                 trainer.dist.rank, *trainer.parameter_checksums())
         if not finished:
             return 0
-        if trainer.dist.is_main and config.evaluate:
-            trainer.report(trainer.evaluate())
+        if trainer.dist.is_main:
+            if config.evaluate:
+                trainer.report(trainer.evaluate())
+            else:
+                trainer.report(trainer.train_metrics(), evaluated=False)
         trainer.dist.barrier()
         return 0
     finally:
