@@ -43,6 +43,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> dict[str, Tra
     damaged = root / "damaged" / "checkpoints" / "ckpt-000000003.pt"
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"PK\x03\x04 not a checkpoint")
+    earlier = root / "reused" / "checkpoints" / "ckpt-000000003.pt"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"an earlier run's checkpoint")
     return run_parallel(
         {
             "unknown_preset": (["--preset", "nope"], root / "preset"),
@@ -53,6 +56,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> dict[str, Tra
             ),
             "no_data_dir": (["--preset", "paper-cifar100"], root / "no-data-dir"),
             "damaged_resume": ([*SMOKE, "--resume"], root / "damaged"),
+            "reused_out": (SMOKE, root / "reused"),
         },
         cache=cache,
     )
@@ -126,3 +130,10 @@ def test_model_action_width_must_match_the_dataset(
     )
     with pytest.raises(ValueError, match=r"actions have width 4 .* dim_action=6.*action width"):
         model(batch["views"], batch["actions"])
+
+
+
+@pytest.mark.slow
+def test_reusing_a_run_directory_without_resume_is_refused(runs: dict[str, TrainRun]) -> None:
+    """Two runs' checkpoints never mix: an existing run needs --resume or another --out."""
+    _assert_refused(runs["reused_out"], "holds checkpoints of an earlier run; pass --resume")

@@ -80,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="demo", help=f"one of {sorted(PRESETS)}")
     parser.add_argument("--variant", help=f"one of {VARIANTS} (default seq-jepa)")
     parser.add_argument("--data-dir", help="dataset root (paper presets)")
-    parser.add_argument("--out", type=Path, help="output directory (default runs/<preset>)")
+    parser.add_argument(
+        "--out", type=Path, help="output directory (default runs/<preset>-<date>-<time>)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     for f in fields(TrainConfig):
         if f.name in ("preset", "variant", "data_dir", "extra"):
@@ -591,7 +593,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     config = resolve_config(args)
-    out = args.out or Path("runs") / config.preset
+    # A fresh directory per run by default, so running the same command twice never mixes
+    # two runs' checkpoints; continuing a run names its directory with --out ... --resume.
+    out = args.out or Path("runs") / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not args.resume and any((out / "checkpoints").glob("ckpt-*.pt")):
+        raise SystemExit(
+            f"error: {out / 'checkpoints'} holds checkpoints of an earlier run; pass --resume to "
+            "continue it, or choose another --out."
+        )
     out.mkdir(parents=True, exist_ok=True)
     try:
         trainer = Trainer(config, out, resume=args.resume)
