@@ -17,8 +17,9 @@ from jepa_blocks.actions import (
     relative_rotation_from_euler,
 )
 from jepa_blocks.aggregator import SequenceAggregator, TransformerBlock
-from jepa_blocks.attention import ATTENTION_CORES, Attention, attention_core
+from jepa_blocks.attention import ATTENTION_CORES, SDPA_BACKENDS, Attention, attention_core
 from jepa_blocks.backbones import Backbone, create_backbone
+from jepa_blocks.cuda_graph import cuda_graph_supported, graph_module
 from jepa_blocks.ema import (
     ConstantMomentum,
     CosineMomentum,
@@ -50,6 +51,9 @@ __all__ = [
     "ATTENTION_CORES",
     "Attention",
     "attention_core",
+    "SDPA_BACKENDS",
+    "graph_module",
+    "cuda_graph_supported",
     "SequenceAggregator",
     "TransformerBlock",
     "PREDICTOR_MODES",

@@ -8,9 +8,13 @@ one attention module whose *core* can be swapped without touching weights, so th
   with an optional pinned backend (``"math"``, ``"flash"``, ``"efficient"``, ``"cudnn"``);
 * ``online`` -- the library's own tiled online-softmax attention (the FlashAttention-2
   algorithm) in plain PyTorch ops, no Triton and no compiled extension. Its custom autograd
-  function saves only ``q, k, v``, the output and the per-row log-sum-exp, and recomputes the
-  probabilities block by block in backward, so the state kept for backward grows as O(N), not
-  O(N^2). It runs on any device in fp64 / fp32 / bf16 / fp16 (half types are computed in fp32).
+  function saves only ``q, k, v``, the output and the per-row log-sum-exp (plus a per-key
+  padding bias when masked), and recomputes the probabilities tile by tile in backward, so the
+  state kept for backward grows as O(N), not O(N^2); working memory is one score tile of
+  ``block_size`` keys by as many query rows as fit ~16 MiB. It runs on any device in fp64 /
+  fp32 / bf16 / fp16 (half types are computed in fp32). ``block_size`` 512-1024 suits CPUs.
+  Its dropout draws a seed on the host, so it refuses CUDA-graph capture with dropout > 0
+  (every replay would reuse one mask); captured modules should use ``sdpa`` there.
 
 Masks. ``key_padding_mask`` is ``True`` where a key is PADDING (ignored), the convention of
 :class:`torch.nn.MultiheadAttention`. The functional form also takes ``causal=True``
@@ -27,7 +31,6 @@ Axes (see :mod:`jepa_blocks._typing`): ``b`` batch, ``h`` heads, ``n`` query tok
 """
 
 import math
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -79,9 +82,7 @@ def _check_block_size(block_size: int) -> int:
     return block_size
 
 
-def _sdpa_backend_context(backend: str | None):
-    if backend is None:
-        return nullcontext()
+def _sdpa_backend_context(backend: str):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     enum = {
@@ -115,7 +116,7 @@ def _causal_block(n: int, nk: int, device) -> Tensor:
 # ----------------------------------------------------------------------------- naive & sdpa
 
 
-def _naive(q, k, v, key_padding_mask, causal, dropout_p, scale, training_generator=None):
+def _naive(q, k, v, key_padding_mask, causal, dropout_p, scale):
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale
     masked = None
     if key_padding_mask is not None:
@@ -144,6 +145,10 @@ def _sdpa(q, k, v, key_padding_mask, causal, dropout_p, scale, backend, rows):
         # Rows with nothing to attend to attend to everything (finite; zeroed by the caller):
         # backends disagree on what an all-False row gives (NaN or 0), and NaN * 0 is NaN.
         attn_mask = attend | ~rows
+    if backend is None:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
+        )
     try:
         with _sdpa_backend_context(backend):
             return F.scaled_dot_product_attention(
@@ -156,8 +161,6 @@ def _sdpa(q, k, v, key_padding_mask, causal, dropout_p, scale, backend, rows):
                 scale=scale,
             )
     except RuntimeError as err:
-        if backend is None:
-            raise
         raise RuntimeError(
             f"SDPA backend {backend!r} cannot run q {tuple(q.shape)} {q.dtype} on "
             f"{q.device} (mask={attn_mask is not None}, causal={causal}, "
@@ -209,12 +212,23 @@ def _tiles(n: int, nk: int, block: int, q_block: int, causal: bool):
             yield bi * n_kblocks + bj, i0, i1, j0, j1, causal and j1 - 1 > i0, j1 == k_end
 
 
-def _scores(q_scaled, k_t, bias, i0, i1, j0, j1, causal_cut) -> Tensor:
-    """One tile of ``q k^T / sqrt(dh) + padding bias``: ``(bh, bq, bk)``, a fresh tensor."""
+def _tile(scratch: Tensor, bh: int, rows: int, cols: int) -> Tensor:
+    """A contiguous ``(bh, rows, cols)`` view at the start of a reused flat buffer.
+
+    Tiles are written into one buffer allocated per call rather than freshly allocated per
+    tile: a tile is megabytes, and a fresh allocation of that size is a fresh mapping whose
+    page faults (expensive in VMs) can cost as much as the GEMM filling it.
+    """
+    return scratch[: bh * rows * cols].view(bh, rows, cols)
+
+
+def _scores(q_scaled, k_t, bias, i0, i1, j0, j1, causal_cut, scratch) -> Tensor:
+    """One tile of ``q k^T / sqrt(dh) + padding bias``: ``(bh, bq, bk)``, in ``scratch``."""
+    s = _tile(scratch, q_scaled.shape[0], i1 - i0, j1 - j0)
     if bias is None:
-        s = torch.bmm(q_scaled[:, i0:i1], k_t[:, :, j0:j1])
+        torch.bmm(q_scaled[:, i0:i1], k_t[:, :, j0:j1], out=s)
     else:  # the bias rides in the GEMM's C operand
-        s = torch.baddbmm(bias[:, :, j0:j1], q_scaled[:, i0:i1], k_t[:, :, j0:j1])
+        torch.baddbmm(bias[:, :, j0:j1], q_scaled[:, i0:i1], k_t[:, :, j0:j1], out=s)
     if causal_cut:
         rows = torch.arange(i0, i1, device=s.device)[:, None]
         cols = torch.arange(j0, j1, device=s.device)[None, :]
@@ -227,8 +241,7 @@ class _OnlineAttention(torch.autograd.Function):
 
     Saved for backward: ``q, k, v``, the output and the log-sum-exp ``(bh, n, 1)`` (plus the
     ``(bh, 1, nk)`` padding bias when masked) -- all O(N). Probabilities are recomputed tile
-    by tile in backward. Every GEMM keeps the head width as its inner size (no odd padding
-    columns), and tile-sized temporaries are updated in place.
+    by tile in backward, into scratch tiles reused across the loop and updated in place.
     """
 
     @staticmethod
@@ -240,9 +253,10 @@ class _OnlineAttention(torch.autograd.Function):
         out = torch.empty(bh, n, dv, dtype=q.dtype, device=q.device)
         lse = torch.empty(bh, n, 1, dtype=q.dtype, device=q.device)
         q_block = _query_block(n, bh, block, q.element_size())
+        scratch = q.new_empty(bh * min(q_block, n) * min(block, nk))
         row_max = row_sum = acc = None
         for tile, i0, i1, j0, j1, cut, last in _tiles(n, nk, block, q_block, causal):
-            p = _scores(q_scaled, k_t, bias, i0, i1, j0, j1, cut)
+            p = _scores(q_scaled, k_t, bias, i0, i1, j0, j1, cut, scratch)
             tile_max = p.amax(dim=-1, keepdim=True)
             if j0 == 0:  # first key block of this query block: nothing to rescale yet
                 row_max = tile_max
@@ -282,6 +296,8 @@ class _OnlineAttention(torch.autograd.Function):
         q_scaled = q * scale
         k_t, v_t = k.transpose(1, 2), v.transpose(1, 2)
         q_block = _query_block(n, bh, block, q.element_size())
+        tile_numel = bh * min(q_block, n) * min(block, nk)
+        scratch_p, scratch_ds = q.new_empty(tile_numel), q.new_empty(tile_numel)
         # Contiguous per-block accumulators: in-place GEMMs into strided slices of one big
         # gradient fall back to one small GEMM per batch entry.
         starts = range(0, nk, block)
@@ -293,9 +309,9 @@ class _OnlineAttention(torch.autograd.Function):
             if j0 == 0:
                 dq_i = q.new_zeros(bh, i1 - i0, dh)
             dout_i, dk_j, dv_j = grad_out[:, i0:i1], dk_blocks[j0 // block], dv_blocks[j0 // block]
-            p = _scores(q_scaled, k_t, bias, i0, i1, j0, j1, cut)
+            p = _scores(q_scaled, k_t, bias, i0, i1, j0, j1, cut, scratch_p)
             p.sub_(lse[:, i0:i1]).exp_()
-            ds = torch.bmm(dout_i, v_t[:, :, j0:j1])
+            ds = torch.bmm(dout_i, v_t[:, :, j0:j1], out=_tile(scratch_ds, bh, i1 - i0, j1 - j0))
             if dropout_p > 0.0:
                 keep = _keep_mask(p.shape, dropout_p, seed, tile, q.device)
                 dv_j.baddbmm_((p * keep).transpose(1, 2), dout_i, alpha=1.0 / (1.0 - dropout_p))
@@ -328,6 +344,12 @@ def _online(q, k, v, key_padding_mask, causal, dropout_p, scale, block_size):
         bias = rearrange(bias.expand(b, h, 1, nk), "b h one nk -> (b h) one nk").contiguous()
     seed = 0
     if dropout_p > 0.0:
+        if q.is_cuda and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                "the online core's dropout cannot be captured in a CUDA graph: its seed is "
+                "drawn on the host, so every replay would reuse one dropout mask; use "
+                "core='sdpa' (whose RNG make_graphed_callables handles) or dropout=0"
+            )
         # Drawn from the global RNG so torch.manual_seed makes runs reproducible.
         seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
     out = _OnlineAttention.apply(q2, k2, v2, bias, causal, scale, block_size, dropout_p, seed)
@@ -388,8 +410,11 @@ def attention_core(
             f"q, k, v must be (b, h, n, dh), (b, h, nk, dh), (b, h, nk, dh); got "
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
-    b, _, n, dh = q.shape
-    nk = k.shape[2]
+    _check_mask(key_padding_mask, q.shape[0], k.shape[2])
+    return _attend(q, k, v, key_padding_mask, core, backend, dropout_p, block_size, causal, scale)
+
+
+def _check_mask(key_padding_mask: Tensor | None, b: int, nk: int) -> None:
     if key_padding_mask is not None and (
         key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != (b, nk)
     ):
@@ -399,6 +424,12 @@ def attention_core(
             f"{tuple(key_padding_mask.shape)} (convert with mask.bool(); invert a "
             "True-means-keep mask with ~mask)"
         )
+
+
+def _attend(q, k, v, key_padding_mask, core, backend, dropout_p, block_size, causal, scale):
+    """Dispatch to a core on validated arguments (the module validates its own once)."""
+    n, dh = q.shape[2], q.shape[3]
+    nk = k.shape[2]
     if scale is None:
         scale = 1.0 / math.sqrt(dh)
     rows = _rows_with_keys(key_padding_mask, n, nk, causal)
@@ -495,21 +526,27 @@ class Attention(nn.Module):
 
         Query rows whose whole sequence is padding come out as ``proj`` of zeros (its bias).
         """
-        qkv = self.qkv(x)
-        q, k, v = rearrange(
-            qkv, "b n (three h dh) -> three b h n dh", three=3, h=self.heads
-        ).unbind(0)
-        out = attention_core(
+        b, n, _ = x.shape
+        _check_mask(key_padding_mask, b, n)
+        # Plain reshape/permute rather than einops here: this path runs on every call of
+        # launch-bound blocks (the aggregator), where microseconds of Python show up.
+        # (b, n, 3 * h * dh) -> (3, b, h, n, dh), as timm lays out its fused qkv weight.
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        out = _attend(
             q,
             k,
             v,
-            key_padding_mask=key_padding_mask,
-            core=self._core,
-            backend=self._backend if self._core == "sdpa" else None,
-            dropout_p=self.dropout if self.training else 0.0,
-            block_size=self.block_size,
+            key_padding_mask,
+            self._core,
+            self._backend if self._core == "sdpa" else None,
+            self.dropout if self.training else 0.0,
+            self.block_size,
+            False,
+            None,
         )
-        return self.proj(rearrange(out, "b h n dh -> b n (h dh)"))
+        # (b, h, n, dh) -> (b, n, h * dh)
+        return self.proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
     def extra_repr(self) -> str:
         return (

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from presets import TrainConfig
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from jepa_blocks.data.objects import ObjectSequences, RenderedObjects
 
@@ -50,9 +50,15 @@ def _objects(config: TrainConfig) -> DataBundle:
         return ObjectSequences(objects, num_views=views, action=config.action, seed=seed)
 
     train = sequences(train_objects, config.seq_len + 1, config.seed)
+    # Several random sequences per training object give the probes more examples to fit (the
+    # built-in dataset has few objects); each repeat draws other views and orders.
+    probe_train = ConcatDataset([
+        sequences(train_objects, config.m_val_max + 1, config.seed + 1 + repeat)
+        for repeat in range(config.probe_repeats)
+    ])
     return DataBundle(
         train=train,
-        eval_train=sequences(train_objects, config.m_val_max + 1, config.seed + 1),
+        eval_train=probe_train,
         eval_test=sequences(val_objects, config.m_val_max + 1, config.seed + 2),
         dim_action=_action_width(train),
         action_kind="rot",

@@ -29,10 +29,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "dataset": "objects",
         "image_size": 32,
-        "objects_size": "default",
+        "objects_size": "large",  # 1,000 objects x 50 views, like 3DIEBench's 50 views
         "seq_len": 3,
-        "epochs": 25,
-        "batch_size": 64,
+        "epochs": 12,
+        "batch_size": 32,
         "lr": 1e-3,
         "initial_lr": 1e-4,
         "final_lr": 1e-5,
@@ -44,6 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe_epochs_mlp": 60,
         "probe_epochs_linear_regressor": 50,
         "probe_batch_size": 256,
+        "probe_repeats": 3,
         "num_workers": 0,
     },
     "smoke": {
@@ -134,6 +135,7 @@ class TrainConfig:
     probe_epochs_mlp: int = 300
     probe_epochs_linear_regressor: int = 50
     probe_batch_size: int = 256
+    probe_repeats: int = 1  # built-in data: random sequences per training object for the probes
     seed: int = 0
     # operational (not part of the checkpoint compatibility check)
     num_workers: int = 0
@@ -168,5 +170,6 @@ OPERATIONAL_FIELDS = (
     "probe_epochs_mlp",
     "probe_epochs_linear_regressor",
     "probe_batch_size",
+    "probe_repeats",
     "extra",
 )

@@ -1,0 +1,52 @@
+"""Compare finished runs side by side as markdown (used for RESULTS.md).
+
+    python examples/seq_jepa/compare.py runs/seqjepa runs/no-action runs/byol
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def compare(run_dirs: list[Path]) -> str:
+    runs = []
+    for run in run_dirs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        runs.append((run, metrics, config))
+    lines = [
+        "| run | variant | top-1 z_agg (M_val = max) | top-1 encoder | rel. rot. R² | "
+        "indiv. rot. R² | path R² (M = 2) | train time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run, metrics, config in runs:
+        top1 = metrics.get("top1_agg") or {}
+        last = top1[max(top1, key=int)] if top1 else None
+        path = (metrics.get("path_integration_r2") or {}).get("2")
+        lines.append(
+            f"| `{run.name}` | {config['model']['variant']} | {_pct(last)} | "
+            f"{_pct(metrics.get('top1_encoder'))} | {_num(metrics.get('r2_rel_rotation'))} | "
+            f"{_num(metrics.get('r2_indiv_rotation'))} | {_num(path)} | "
+            f"{metrics.get('train_seconds', 0):.0f} s |"
+        )
+    m_vals = sorted({int(m) for _, metrics, _ in runs for m in metrics.get("top1_agg") or {}})
+    if m_vals:
+        lines += ["", "| run | " + " | ".join(f"M_val={m}" for m in m_vals) + " |",
+                  "| --- |" + " --- |" * len(m_vals)]
+        for run, metrics, _ in runs:
+            top1 = metrics.get("top1_agg") or {}
+            lines.append(f"| `{run.name}` | " + " | ".join(_pct(top1.get(str(m)))
+                                                        for m in m_vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(compare([Path(arg) for arg in sys.argv[1:]]))
