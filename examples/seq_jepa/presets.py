@@ -31,7 +31,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 32,
         "objects_size": "large",  # 1,000 objects x 50 views, like 3DIEBench's 50 views
         "seq_len": 3,
-        "epochs": 12,
+        "epochs": 10,
         "batch_size": 32,
         "lr": 1e-3,
         "initial_lr": 1e-4,
@@ -40,11 +40,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "weight_decay": 1e-3,
         "ema_base": 0.99,
         "m_val_max": 8,
-        "probe_epochs_linear": 100,
-        "probe_epochs_mlp": 60,
+        "probe_epochs_linear": 60,
+        "probe_epochs_mlp": 30,
+        "path_max": 4,
         "probe_epochs_linear_regressor": 50,
         "probe_batch_size": 256,
-        "probe_repeats": 3,
+        "probe_repeats": 2,
         "num_workers": 0,
     },
     "smoke": {
@@ -135,6 +136,7 @@ class TrainConfig:
     probe_epochs_mlp: int = 300
     probe_epochs_linear_regressor: int = 50
     probe_batch_size: int = 256
+    path_max: int = 0  # path-integration lengths 1..path_max (0: every length the data allows)
     probe_repeats: int = 1  # built-in data: random sequences per training object for the probes
     seed: int = 0
     # operational (not part of the checkpoint compatibility check)
@@ -171,5 +173,6 @@ OPERATIONAL_FIELDS = (
     "probe_epochs_linear_regressor",
     "probe_batch_size",
     "probe_repeats",
+    "path_max",
     "extra",
 )

@@ -562,6 +562,7 @@ class Trainer:
             loaders[0],
             loaders[1],
             m_vals=range(1, config.m_val_max + 1),
+            path_ms=range(1, config.path_max + 1) if config.path_max else "all",
             action_kind=self.data.action_kind,
             num_classes=self.data.num_classes,
             epochs_linear=config.probe_epochs_linear,
