@@ -49,7 +49,7 @@ import torch
 from torch.utils.data import Dataset
 
 from jepa_blocks._typing import Float, Shaped, Tensor, typecheck
-from jepa_blocks.actions import parameter_deltas, relative_rotation_from_euler
+from jepa_blocks.data.disk import threediebench_actions
 from jepa_blocks.data.render import (
     MAX_IMAGE_SIZE,
     MIN_IMAGE_SIZE,
@@ -947,10 +947,11 @@ class ObjectSequences(Dataset):
             else pixels.float() / 255.0
         )
         latents = self.objects.latents[i, chosen]
-        exact = latents.double()  # actions in float64, then stored as float32
-        actions = relative_rotation_from_euler(exact[:, :3], canonical=self.canonical)
-        if self.action == "rotcolor":
-            actions = torch.cat([actions, parameter_deltas(exact[:, [3, 6]])], dim=-1)
+        # The latents follow 3DIEBench's layout, so the actions are 3DIEBench's (one code path
+        # for both datasets), computed in float64 and stored as float32.
+        actions = threediebench_actions(
+            latents.double(), action=self.action, canonical=self.canonical
+        )
         return {
             "views": views,
             "actions": actions.float(),
