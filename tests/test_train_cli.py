@@ -137,3 +137,19 @@ def test_model_action_width_must_match_the_dataset(
 def test_reusing_a_run_directory_without_resume_is_refused(runs: dict[str, TrainRun]) -> None:
     """Two runs' checkpoints never mix: an existing run needs --resume or another --out."""
     _assert_refused(runs["reused_out"], "holds checkpoints of an earlier run; pass --resume")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--nan-policy", "ignore"], "--nan-policy must be 'stop' or 'skip'"),
+        (["--precision", "fp8"], "unknown --precision 'fp8'"),
+        (["--seq-len", "0"], "--seq-len, --m-val-max and --epochs must be >= 1"),
+        (["--variant", "jepa"], "unknown variant 'jepa'"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(argv: list[str], message: str) -> None:
+    import train  # the example's module; its directory is on sys.path above
+
+    with pytest.raises(SystemExit, match=message):
+        train.resolve_config(train.parse_args(argv))
