@@ -1,7 +1,9 @@
 """Faithfulness of the assembled seq-JEPA example (spec §1, §1.9) and its ablations."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -115,3 +117,31 @@ def test_views_and_actions_must_agree() -> None:
 def test_unknown_variant_is_rejected() -> None:
     with pytest.raises(ValueError, match="variant must be one of"):
         SeqJEPAConfig(variant="jepa")
+
+
+def _sees_beyond_top_left_corner(encoder: torch.nn.Module) -> bool:
+    """Whether the eval-mode encoder's 32-px output changes when every pixel outside the
+    top-left 8x8 corner changes."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(2, 3, 32, 32, generator=generator)
+    changed = images.clone()
+    changed[:, :, 8:] = torch.randn(2, 3, 24, 32, generator=generator)
+    changed[:, :, :8, 8:] = torch.randn(2, 3, 8, 24, generator=generator)
+    encoder.eval()
+    with torch.no_grad():
+        return not torch.equal(encoder(images), encoder(changed))
+
+
+def test_demo_encoder_sees_the_whole_32_px_view_from_the_first_step() -> None:
+    # Why the demo preset turns zero_init_residual off: with the official init (each residual
+    # block starts as the identity) and the ImageNet stem, a 32-px view reaches layer 4 through
+    # strided 1x1 shortcuts only, which keep the top-left position: the encoder starts blind to
+    # the object in the centre, and a CPU-length run never recovers (every probe at chance).
+    import train  # the example's module; its directory is on sys.path above
+
+    demo = train.resolve_config(train.parse_args([]))
+    assert demo.preset == "demo" and demo.image_size == 32 and not demo.zero_init_residual
+    data = SimpleNamespace(dim_action=4)
+    official = replace(demo, zero_init_residual=True)
+    assert not _sees_beyond_top_left_corner(build_model(train.model_config(official, data)).encoder)
+    assert _sees_beyond_top_left_corner(build_model(train.model_config(demo, data)).encoder)

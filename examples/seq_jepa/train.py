@@ -131,6 +131,8 @@ def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
         variant=config.variant,
         backbone=config.backbone,
         cifar_stem=config.cifar_stem,
+        # Only passed when off, so timm's default (zero-init) stands for every other backbone.
+        backbone_kwargs={} if config.zero_init_residual else {"zero_init_last": False},
         dim_action=data.dim_action,
         dim_action_embed=config.dim_action_embed,
         depth=config.depth,
