@@ -45,7 +45,31 @@ def compare(run_dirs: list[Path]) -> str:
             top1 = metrics.get("top1_agg") or {}
             lines.append(f"| `{run.name}` | " + " | ".join(_pct(top1.get(str(m)))
                                                         for m in m_vals) + " |")
+    lines += _path_table(runs)
     return "\n".join(lines) + "\n"
+
+
+def _path_table(runs: list[tuple[Path, dict, dict]]) -> list[str]:
+    """Path-integration R² per length, with both ablations: "actions zeroed" shows how much
+    comes from vision; "vision zeroed" how much the aggregate integrates the actions in its
+    tokens (none for runs without action tokens, whose aggregate then carries nothing)."""
+    keys = {
+        "vision + actions": "path_integration_r2",
+        "actions zeroed": "path_integration_r2_zero_actions",
+        "vision zeroed": "path_integration_r2_zero_vision",
+    }
+    full = keys["vision + actions"]
+    lengths = sorted({int(m) for _, metrics, _ in runs for m in metrics.get(full) or {}})
+    if not lengths:
+        return []
+    lines = ["", "| run | path R² | " + " | ".join(f"M={m}" for m in lengths) + " |",
+             "| --- | --- |" + " --- |" * len(lengths)]
+    for run, metrics, _ in runs:
+        for label, key in keys.items():
+            values = metrics.get(key) or {}
+            lines.append(f"| `{run.name}` | {label} | " + " | ".join(_num(values.get(str(m)))
+                                                                 for m in lengths) + " |")
+    return lines
 
 
 if __name__ == "__main__":

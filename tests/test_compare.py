@@ -1,0 +1,41 @@
+"""``examples/seq_jepa/compare.py``: the tables RESULTS.md is made from."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_jepa"))
+
+from compare import compare  # noqa: E402
+
+
+def _run(root: Path, name: str, variant: str, top1: dict, path: dict, no_vision: dict) -> Path:
+    run = root / name
+    run.mkdir()
+    metrics = {
+        "top1_agg": top1,
+        "top1_encoder": 0.5,
+        "r2_rel_rotation": 0.25,
+        "r2_indiv_rotation": None,
+        "path_integration_r2": path,
+        "path_integration_r2_zero_actions": {"1": 0.0},
+        "path_integration_r2_zero_vision": no_vision,
+        "train_seconds": 12.4,
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "config.json").write_text(json.dumps({"model": {"variant": variant}}))
+    return run
+
+
+def test_compare_lists_each_run_with_its_numbers(tmp_path: Path) -> None:
+    runs = [
+        _run(tmp_path, "a", "seq-jepa", {"1": 0.3, "2": 0.4}, {"1": 0.9, "2": 0.5}, {"2": 0.66}),
+        _run(tmp_path, "b", "no-action", {"1": 0.2}, {"1": 0.8}, {}),
+    ]
+    table = compare(runs).splitlines()
+    assert "| `a` | seq-jepa | 40.0 | 50.0 | 0.250 | n/a | 0.500 | 12 s |" in table
+    assert "| `b` | no-action | 20.0 | 50.0 | 0.250 | n/a | n/a | 12 s |" in table
+    assert "| `a` | 30.0 | 40.0 |" in table and "| `b` | 20.0 | n/a |" in table
+    assert "| `a` | vision zeroed | n/a | 0.660 |" in table
+    assert "| `b` | vision + actions | 0.800 | n/a |" in table
+    assert "| `b` | actions zeroed | 0.000 | n/a |" in table
