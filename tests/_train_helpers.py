@@ -290,8 +290,13 @@ def copy_run(source: Path, destination: Path) -> Path:
     return destination
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"metrics.json holds {name}: not strict JSON")
+
+
 def load_metrics(out: Path) -> dict[str, Any]:
-    return json.loads((out / "metrics.json").read_text())
+    """Parse metrics.json strictly: NaN / Infinity are an error, as in most JSON readers."""
+    return json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
 
 
 def step_checkpoints(out: Path) -> list[Path]:

@@ -193,6 +193,9 @@ def test_nan_loss_stops_keeping_finite_weights_then_skip_policy_finishes(
     assert metrics["skipped_steps"] and metrics["skipped_steps"][0] == nan_step
     assert set(metrics["skipped_steps"]) <= set(range(nan_step, TOTAL_STEPS))
     assert len(metrics["loss_history"]) == TOTAL_STEPS
+    # A skipped step's NaN loss is reported as null (load_metrics parses strictly).
+    losses = {row["step"]: row["loss"] for row in metrics["loss_history"]}
+    assert all(losses[step] is None for step in metrics["skipped_steps"])
     assert f"non-finite loss at step {nan_step}: step skipped" in skipped.stderr
     final = load_checkpoint(step_checkpoints(out)[-1])
     assert final["step"] == TOTAL_STEPS

@@ -583,13 +583,25 @@ class Trainer:
     def report(self, metrics: dict[str, Any], *, evaluated: bool = True) -> None:
         """``metrics.json`` always (the loss history is there); curves and table only after
         an evaluation."""
-        (self.out / "metrics.json").write_text(json.dumps(
-            {**metrics, "loss_history": self.history, "skipped_steps": self.skipped_steps},
-            indent=2,
-        ))
+        report = {**metrics, "loss_history": self.history, "skipped_steps": self.skipped_steps}
+        (self.out / "metrics.json").write_text(
+            json.dumps(_finite_or_null(report), indent=2, allow_nan=False)
+        )
         if evaluated:
             plot_curves(self.history, metrics, self.out / "curves.png")
             print(format_results_table(metrics, self.config, self.model_cfg, self.device))
+
+
+def _finite_or_null(value: Any) -> Any:
+    """NaN and Inf become ``null``: metrics.json stays strict JSON (a skipped step's loss is
+    NaN, and ``json.dumps`` would write a bare ``NaN`` that most JSON readers reject)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
