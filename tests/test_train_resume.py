@@ -54,6 +54,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> dict[str, Any
         {
             "stopped_mid": ([*SMOKE, "--max-steps", str(MID_EPOCH)], root / "mid"),
             "stopped_boundary": ([*SMOKE, "--max-steps", str(STEPS_PER_EPOCH)], root / "edge"),
+            "limit_at_end": ([*SMOKE, "--max-steps", str(TOTAL_STEPS)], root / "limit-at-end"),
         },
         cache=cache,
     )
@@ -104,6 +105,16 @@ def test_baseline_logs_every_step_with_finite_losses(runs: dict[str, Any]) -> No
     assert all(0.0 <= row["loss"] <= 2.0 for row in history)  # 1 - cos
     payload = _final(runs["baseline"].out)
     assert payload["step"] == TOTAL_STEPS and payload["epoch"] == 2
+
+
+def test_max_steps_at_the_last_step_completes_the_run(runs: dict[str, Any]) -> None:
+    run = runs["limit_at_end"]
+    assert run.returncode == 0, run.describe()
+    assert "stopped by" not in run.stderr
+    # A completed run reports (an interrupted one does not), with the uninterrupted losses.
+    assert load_metrics(run.out)["loss_history"] == load_metrics(runs["baseline"].out)[
+        "loss_history"
+    ]
 
 
 def test_max_steps_stops_with_a_checkpoint_and_says_how_to_resume(runs: dict[str, Any]) -> None:

@@ -457,7 +457,9 @@ class Trainer:
         """SIGTERM or ``max_steps``. Under torchrun the ranks agree (an all-reduce at logging
         intervals), so they all save and leave at the same step."""
         config = self.config
-        if config.max_steps and self.global_step >= config.max_steps:
+        # A limit at (or past) the run's last step is no interruption: the run completes and
+        # is evaluated.
+        if config.max_steps and config.max_steps <= self.global_step < self.total_steps:
             return True
         if not self.dist.enabled:
             return self.stop_requested
