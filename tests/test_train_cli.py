@@ -146,6 +146,11 @@ def test_reusing_a_run_directory_without_resume_is_refused(runs: dict[str, Train
         (["--precision", "fp8"], "unknown --precision 'fp8'"),
         (["--seq-len", "0"], "--seq-len, --m-val-max and --epochs must be >= 1"),
         (["--variant", "jepa"], "unknown variant 'jepa'"),
+        (
+            ["--backbone", "convnext_atto"],  # the demo preset turns zero_init_residual off
+            "--no-zero-init-residual sets timm's zero_init_last, which only ResNets .* "
+            "--backbone 'convnext_atto' is not one",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_any_work(argv: list[str], message: str) -> None:

@@ -32,6 +32,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -123,7 +124,19 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit(f"error: unknown --precision {config.precision!r}.")
     if config.seq_len < 1 or config.m_val_max < 1 or config.epochs < 1:
         raise SystemExit("error: --seq-len, --m-val-max and --epochs must be >= 1.")
+    if not config.zero_init_residual and _timm_module(config.backbone) != "timm.models.resnet":
+        raise SystemExit(
+            f"error: --no-zero-init-residual sets timm's zero_init_last, which only ResNets "
+            f"(resnet*, seresnet*, ...) have; --backbone {config.backbone!r} is not one. Drop "
+            "the flag (add --zero-init-residual under the demo preset) or pick a ResNet."
+        )
     return config
+
+
+def _timm_module(name: str) -> str | None:
+    """The timm module defining model ``name`` (None for a name timm does not know; the
+    backbone adapter reports those with close matches)."""
+    return timm.models.model_entrypoint(name).__module__ if timm.is_model(name) else None
 
 
 def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
