@@ -16,6 +16,7 @@ from jepa_blocks.actions import (
 )
 from jepa_blocks.data.objects import (
     CLASS_NAMES,
+    FIXED_NUISANCES,
     FORMAT_VERSION,
     LATENT_RANGES,
     OBJECTS_MEAN,
@@ -360,6 +361,27 @@ def test_corrupt_cache_is_rendered_again(tmp_path, damage: str) -> None:
     assert third.loaded_from_cache
 
 
+def test_nuisances_are_shared_per_object_or_fixed(tmp_path) -> None:
+    per_view = RenderedObjects(tmp_path, split="all", **TINY)
+    per_object = RenderedObjects(tmp_path, split="all", nuisances="object", **TINY)
+    fixed = RenderedObjects(tmp_path, split="all", nuisances="fixed", **TINY)
+    # The rotations are the same draws in every mode; only the scene latents change.
+    for other in (per_object, fixed):
+        assert torch.equal(other.latents[..., :3], per_view.latents[..., :3])
+        assert other.cache_path != per_view.cache_path
+    scene = per_view.latents[..., 3:]
+    assert (scene != scene[:, :1]).any()  # per view: views of an object differ
+    torch.testing.assert_close(per_object.latents[..., 3:], scene[:, :1].expand_as(scene))
+    assert (per_object.latents[:, 0, 3:] != per_object.latents[:1, 0, 3:]).any()  # per object
+    expected = torch.tensor(FIXED_NUISANCES).expand_as(scene)
+    torch.testing.assert_close(fixed.latents[..., 3:], expected)
+    # Views of one object under one scene still differ (rotation), and the scene shows.
+    assert not torch.equal(fixed.images[:, 0], fixed.images[:, 1])
+    assert not torch.equal(fixed.images, per_object.images)
+    # The default keeps the cache name it always had (no new key in its parameters).
+    assert "nuisances" not in per_view.params and per_view.nuisances == "view"
+
+
 def test_mismatched_cache_is_rendered_again(tmp_path) -> None:
     first = RenderedObjects(tmp_path, **TINY)
     torch.save(
@@ -392,6 +414,7 @@ def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch) -> Non
         ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\)"),
         ({"seed": -1}, "seed must be an int >= 0"),
         ({"supersample": 0}, "supersample must be an int >= 1"),
+        ({"nuisances": "camera"}, r"nuisances must be one of \('view', 'object', 'fixed'\)"),
     ],
 )
 def test_rendered_objects_errors(tmp_path, kwargs: dict, message: str) -> None:

@@ -66,6 +66,8 @@ __all__ = [
     "OBJECTS_MEAN",
     "OBJECTS_STD",
     "SIZE_PRESETS",
+    "NUISANCES",
+    "FIXED_NUISANCES",
     "make_object",
     "sample_latents",
     "compute_normalization",
@@ -546,6 +548,24 @@ def sample_latents(num_views: int, generator: torch.Generator) -> Float[Tensor, 
     return low + (high - low) * torch.rand(num_views, 7, generator=generator)
 
 
+#: How the scene latents (indices 3..6) vary across views; see :class:`RenderedObjects`.
+NUISANCES: tuple[str, ...] = ("view", "object", "fixed")
+
+#: The one scene of ``nuisances="fixed"``: a blue-grey floor, the light at its pole
+#: (above-front of the object), a warm white light.
+FIXED_NUISANCES: tuple[float, float, float, float] = (0.58, 0.0, 0.0, 0.1)
+
+
+def _apply_nuisances(latents: Tensor, nuisances: str) -> Tensor:
+    """One object's ``(views, 7)`` latents with the scene latents shared as ``nuisances`` says
+    (the rotations, and the random stream that drew them, are unchanged)."""
+    if nuisances == "object":
+        latents[:, 3:] = latents[0, 3:]
+    elif nuisances == "fixed":
+        latents[:, 3:] = torch.tensor(FIXED_NUISANCES)
+    return latents
+
+
 # ----------------------------------------------------------------------------- normalisation
 
 
@@ -633,12 +653,16 @@ class RenderedObjects(Dataset):
         supersample: antialiasing factor of the renderer (1 = none).
         normalize: normalise ``image`` in per-view items.
         cache: read and write the cache file; ``False`` renders in memory only.
+        nuisances: how the scene latents (floor hue, light angle, azimuth and hue) vary:
+            ``"view"`` (3DIEBench: every view draws its own), ``"object"`` (drawn once per
+            object, shared by its views: views differ by rotation only) or ``"fixed"`` (one
+            scene, :data:`FIXED_NUISANCES`, for every view).
 
     Raises:
         ValueError: an unknown split or size, an image size outside ``[16, 256]``, a class
             count outside ``[1, 12]``, fewer than 2 instances per class (one would leave a
             split empty), fewer than 1 view, ``val_fraction`` outside ``(0, 1)``, a negative
-            seed or a ``supersample`` below 1.
+            seed, a ``supersample`` below 1 or an unknown ``nuisances``.
     """
 
     def __init__(
@@ -656,6 +680,7 @@ class RenderedObjects(Dataset):
         supersample: int = 1,
         normalize: bool = True,
         cache: bool = True,
+        nuisances: Literal["view", "object", "fixed"] = "view",
     ) -> None:
         if split not in ("train", "val", "all"):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}.")
@@ -687,6 +712,11 @@ class RenderedObjects(Dataset):
             raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
         if not isinstance(supersample, int) or supersample < 1:
             raise ValueError(f"supersample must be an int >= 1, got {supersample!r}.")
+        if nuisances not in NUISANCES:
+            raise ValueError(
+                f"nuisances must be one of {NUISANCES} (scene latents drawn per view, per object, "
+                f"or fixed), got {nuisances!r}."
+            )
 
         self.split = split
         self.image_size = image_size
@@ -705,6 +735,9 @@ class RenderedObjects(Dataset):
             "seed": seed,
             "supersample": supersample,
         }
+        if nuisances != "view":  # the key is absent for the default, so old caches stay valid
+            self.params["nuisances"] = nuisances
+        self.nuisances = nuisances
         digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
         self.cache_key = digest[:16]
         directory = Path(root).expanduser() if root is not None else default_cache_dir()
@@ -799,7 +832,11 @@ class RenderedObjects(Dataset):
                 labels.append(label)
                 instances.append(instance)
                 generator = _generator(self.seed, 1, label, instance)
-                latents.append(sample_latents(self.views_per_object, generator))
+                latents.append(
+                    _apply_nuisances(
+                        sample_latents(self.views_per_object, generator), self.nuisances
+                    )
+                )
         prims = pack_parts(objects)
         latent = torch.stack(latents)  # (objects, views, 7)
         n, v = latent.shape[:2]
