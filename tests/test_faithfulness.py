@@ -124,9 +124,14 @@ class _OfficialHead(nn.Module):
             nn.Linear(hidden, dv),
         )
 
-    def forward(self, z: torch.Tensor, act: torch.Tensor, z_tgt: torch.Tensor) -> tuple:
+    def forward(
+        self, z: torch.Tensor, act: torch.Tensor, z_tgt: torch.Tensor, zero_slot: bool = False
+    ) -> tuple:
         b, m, _ = z.shape
-        e_tok = self.action_proj(act.flatten(0, 1)).view(b, m, -1).clone()
+        act_tok = act.clone()  # 3DIEBench keeps a_M in slot M; aug/PLS put zeros there
+        if zero_slot:
+            act_tok[:, m - 1] = 0
+        e_tok = self.action_proj(act_tok.flatten(0, 1)).view(b, m, -1).clone()
         e_tok[:, m - 1] = 0
         e_m = self.action_proj(act[:, m - 1])
         tok = torch.cat([z, e_tok], -1)
@@ -221,3 +226,51 @@ def test_blocks_reproduce_the_official_forward_pass() -> None:
     for ours, theirs in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
     assert not z_tgt.requires_grad
+
+
+@pytest.mark.parametrize(("mode", "zero_slot"), [("separate", False), ("separate-zero-slot", True)])
+def test_example_model_separate_action_calls_reproduce_the_official_forward(
+    mode: str, zero_slot: bool
+) -> None:
+    """``SeqJEPAConfig(action_norm_calls="separate...")``: the official code's two action
+    projector calls (spec §1.4), in train mode, outputs and BN running statistics."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_jepa"))
+    from model import SeqJEPA, SeqJEPAConfig
+
+    b, m, da, de, heads, hidden = 6, 3, 4, 8, 4, 20
+    torch.manual_seed(0)
+    model = SeqJEPA(
+        SeqJEPAConfig(
+            backbone="test_resnet",
+            dim_action=da,
+            dim_action_embed=de,
+            depth=2,
+            heads=heads,
+            pred_hidden=hidden,
+            dropout=0.0,
+            action_norm_calls=mode,
+        )
+    ).train()
+    with torch.no_grad():
+        model.aggregator.agg_token.normal_()
+        model.predictor.norm.weight.normal_(1.0, 0.2)
+    official = _OfficialHead(model.dim_view, da, de, heads, 2, hidden)
+    _copy_into_official(official, dict(model.named_children()))
+
+    views = torch.randn(b, m + 1, 3, 32, 32)
+    act = torch.randn(b, m, da)
+    act[:, -1] += 1.0  # a batch of a_M alone has other statistics than all actions
+    z_tgt = torch.randn(b, model.dim_view)
+    with torch.no_grad():
+        z = model.encode(views[:, :m])  # train-mode BN: the same z as inside the forward
+    pred_ref, _ = official(z, act, z_tgt, zero_slot=zero_slot)
+    pred = model(views, act)["z_hat"]
+
+    torch.testing.assert_close(pred, pred_ref, atol=1e-5, rtol=1e-5)
+    theirs_bn, ours_bn = official.action_proj[1], model.action_encoder.norm
+    assert ours_bn.num_batches_tracked == theirs_bn.num_batches_tracked == 2
+    torch.testing.assert_close(ours_bn.running_mean, theirs_bn.running_mean)
+    torch.testing.assert_close(ours_bn.running_var, theirs_bn.running_var)

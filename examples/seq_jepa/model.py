@@ -11,11 +11,23 @@ Only public names of ``jepa_blocks`` are used here (DESIGN.md: if an example nee
 name, a block is missing). The online network and its EMA target are separate modules so that
 the online one can be wrapped in DistributedDataParallel and the target never is.
 
-One deliberate departure from the official code (spec §1.4): the actions of a sequence are
-embedded with ONE ActionEncoder call, and the predictor's ``e(a_M)`` is the last row of it. The
-official code calls the projector twice (token slots, then a_M alone), so BatchNorm normalises
-a_M with statistics of a batch of B rows and updates its running statistics twice per step;
-the paper describes a single "linear projection". One call also halves the BN work.
+How the actions meet BatchNorm (``SeqJEPAConfig.action_norm_calls``, spec §1.4). The
+ActionEncoder ends in ``BatchNorm1d(affine=False)``, so in train mode which rows share one call
+changes the embeddings and the running statistics:
+
+- ``"single"`` (default): the m actions of a sequence are embedded with ONE call (b·m rows,
+  one running-statistics update per step), and the predictor's ``e(a_M)`` is the last row of
+  it. The paper describes a single "linear projection"; one call also halves the BN work.
+- ``"separate"``: the official code's 3DIEBench path. Call 1 embeds the m token-slot actions
+  a_1..a_M (b·m rows; slot M holds a_M itself, its embedding is zeroed afterwards), call 2
+  embeds a_M alone (b rows) for the predictor: a_M is normalised with statistics of b rows,
+  and the running statistics are updated twice per step.
+- ``"separate-zero-slot"``: the official code's augmentation and saccade paths: as
+  ``"separate"``, but slot M holds a zero vector before call 1, so b of its b·m rows are zeros.
+
+In eval mode BatchNorm normalises each row with its running statistics, so the three agree
+given the same weights and buffers. In the ablations of the separate modes each consumer
+makes its own call: ``tokens-only`` makes call 1 only, ``predictor-only`` call 2 only.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -27,6 +39,8 @@ from torch import Tensor, nn
 import jepa_blocks as jb
 
 VARIANTS = ("seq-jepa", "no-action", "tokens-only", "predictor-only", "byol")
+#: How many ActionEncoder (BatchNorm) calls embed a sequence's actions; see the module docstring.
+ACTION_NORM_CALLS = ("single", "separate", "separate-zero-slot")
 
 
 def _encode_views(encoder: nn.Module, views: Tensor) -> Tensor:
@@ -56,6 +70,8 @@ class SeqJEPAConfig:
     attn_core: str = "sdpa"
     pred_hidden: int = 1024
     predictor_mode: str = "concat"  # the paper's; "film" / "adaln" as alternatives
+    # one of ACTION_NORM_CALLS: "single" (ours, one BN call) or the official code's two calls
+    action_norm_calls: str = "single"
     # BYOL baseline only (paper A.3 dims: projector 2048-2048, predictor hidden 512)
     byol_proj_hidden: int = 2048
     byol_proj_dim: int = 2048
@@ -66,6 +82,12 @@ class SeqJEPAConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
         if self.dim_action < 1:
             raise ValueError(f"dim_action must be >= 1, got {self.dim_action}.")
+        if self.action_norm_calls not in ACTION_NORM_CALLS:
+            raise ValueError(
+                f"action_norm_calls must be one of {ACTION_NORM_CALLS}, got "
+                f"{self.action_norm_calls!r}: 'single' embeds all actions in one BatchNorm "
+                "call, the 'separate' modes are the official code's two calls."
+            )
 
     @property
     def actions_in_tokens(self) -> bool:
@@ -140,6 +162,19 @@ class SeqJEPA(nn.Module):
             )
         return self.action_encoder(actions)
 
+    def _embed_token_actions(self, actions: Tensor) -> Tensor | None:
+        """The token call: ``(b, m, da)`` -> ``(b, m, de)``, the last slot zeroed later by the
+        concat. In the separate modes only a model with actions in its tokens makes it."""
+        mode = self.config.action_norm_calls
+        if mode == "single":
+            return self._embed_actions(actions)
+        if not self.config.actions_in_tokens:
+            return None
+        if mode == "separate-zero-slot":
+            # The official augmentation / saccade layout: slot M holds zeros, not a_M.
+            actions = torch.cat((actions[:, :-1], torch.zeros_like(actions[:, -1:])), dim=1)
+        return self._embed_actions(actions)
+
     def _tokens(self, z: Tensor, embedded: Tensor | None) -> Tensor:
         if self.concat is None or embedded is None:
             return z
@@ -148,7 +183,7 @@ class SeqJEPA(nn.Module):
     def aggregate(self, z: Tensor, actions: Tensor) -> Tensor:
         """``z (b, m, dv)``, ``actions (b, m, da)`` -> ``z_agg (b, d)``; the last action is
         zeroed inside (it belongs to the predictor)."""
-        return self.aggregator(self._tokens(z, self._embed_actions(actions)))
+        return self.aggregator(self._tokens(z, self._embed_token_actions(actions)))
 
     def forward(self, views: Tensor, actions: Tensor) -> dict[str, Tensor]:
         """Training pass on ``views (b, m+1, c, h, w)`` and ``actions (b, m, da)``.
@@ -170,9 +205,14 @@ class SeqJEPA(nn.Module):
                 "actions (a_i takes view i to view i + 1)."
             )
         z = self.encode(views[:, :m])
-        embedded = self._embed_actions(actions)
+        embedded = self._embed_token_actions(actions)
         z_agg = self.aggregator(self._tokens(z, embedded))
-        condition = embedded[:, -1] if self.config.actions_in_predictor else None
+        condition = None
+        if self.config.actions_in_predictor:
+            if self.config.action_norm_calls == "single":
+                condition = embedded[:, -1]  # e(a_M): the last row of the one call
+            else:  # the official code's second call: a_M alone, b rows, its own BN statistics
+                condition = self._embed_actions(actions[:, -1])
         z_hat = self.predictor(z_agg, condition)
         return {"z": z, "z_agg": z_agg, "z_hat": z_hat}
 
