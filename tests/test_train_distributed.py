@@ -16,7 +16,7 @@ online and EMA-target parameters (each rank logs a checksum; rank 0's equals the
 the checkpoint it saved), and (b) the run matches a single-process reference that splits each
 global batch into the same two shards, computes each shard's loss separately (per-shard BN
 statistics, as DDP) and steps on their mean, built with train.py's own functions
-(``model_config``, ``parameter_groups``, ``warmup_cosine``).
+(``model_config``, ``build_optimizer``, ``warmup_cosine``).
 """
 
 import re
@@ -46,9 +46,9 @@ from data import build_data  # noqa: E402
 from model import build_model, build_target, compute_loss, online_for_target  # noqa: E402
 from presets import PRESETS, TrainConfig  # noqa: E402
 from train import (  # noqa: E402
+    build_optimizer,
     model_config,
     parameter_checksum,
-    parameter_groups,
     warmup_cosine,
 )
 
@@ -110,7 +110,7 @@ def _reference(config: TrainConfig) -> tuple[torch.nn.Module, jb.EMATarget, list
         model, jb.CosineMomentum(config.ema_base, config.ema_final, total_steps=total)
     )
     target.train()
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = build_optimizer(model, config, torch.device("cpu"))  # the Trainer's AdamW
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: warmup_cosine(
