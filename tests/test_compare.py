@@ -9,7 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_j
 from compare import compare  # noqa: E402
 
 
-def _run(root: Path, name: str, variant: str, top1: dict, path: dict, no_vision: dict) -> Path:
+def _run(
+    root: Path, name: str, variant: str, top1: dict, path: dict, no_vision: dict,
+    floors: dict | None = None,
+) -> Path:
     run = root / name
     run.mkdir()
     metrics = {
@@ -21,6 +24,7 @@ def _run(root: Path, name: str, variant: str, top1: dict, path: dict, no_vision:
         "path_integration_r2_zero_actions": {"1": 0.0},
         "path_integration_r2_zero_vision": no_vision,
         "train_seconds": 12.4,
+        **(floors or {}),
     }
     (run / "metrics.json").write_text(json.dumps(metrics))
     (run / "config.json").write_text(json.dumps({"model": {"variant": variant}}))
@@ -28,14 +32,32 @@ def _run(root: Path, name: str, variant: str, top1: dict, path: dict, no_vision:
 
 
 def test_compare_lists_each_run_with_its_numbers(tmp_path: Path) -> None:
+    floors = {
+        "r2_rel_rotation_floor": 0.05,
+        "ridge_r2_indiv_rotation": 0.7,
+        "ridge_r2_indiv_rotation_floor": 0.3,
+        "ridge_r2_indiv_rotation_pixels": 0.2,
+        "ridge_r2_rel_rotation": None,
+        "path_integration_r2_floor": {"1": 0.85, "2": 0.1},
+    }
     runs = [
-        _run(tmp_path, "a", "seq-jepa", {"1": 0.3, "2": 0.4}, {"1": 0.9, "2": 0.5}, {"2": 0.66}),
+        _run(tmp_path, "a", "seq-jepa", {"1": 0.3, "2": 0.4}, {"1": 0.9, "2": 0.5}, {"2": 0.66},
+             floors),
         _run(tmp_path, "b", "no-action", {"1": 0.2}, {"1": 0.8}, {}),
     ]
     table = compare(runs).splitlines()
-    assert "| `a` | seq-jepa | 40.0 | 50.0 | 0.250 | n/a | 0.500 | 12 s |" in table
-    assert "| `b` | no-action | 20.0 | 50.0 | 0.250 | n/a | n/a | 12 s |" in table
+    assert "| `a` | seq-jepa | 40.0 | 50.0 | 12 s |" in table
+    assert "| `b` | no-action | 20.0 | 50.0 | 12 s |" in table
     assert "| `a` | 30.0 | 40.0 |" in table and "| `b` | 20.0 | n/a |" in table
+    # Each R² beside its floors; rows only for the R²s a run has.
+    assert "| run | R² (test) | trained | random init | pixels |" in table
+    assert "| `a` | relative rotation, paper head | 0.250 | 0.050 |  |" in table
+    assert "| `a` | individual rotation, ridge | 0.700 | 0.300 | 0.200 |" in table
+    assert "| `b` | relative rotation, paper head | 0.250 | n/a |  |" in table
+    assert not [line for line in table if "rotation, ridge" in line and "`b`" in line]
+    assert not [line for line in table if "relative rotation, ridge" in line]
     assert "| `a` | vision zeroed | n/a | 0.660 |" in table
+    assert "| `a` | random init | 0.850 | 0.100 |" in table
     assert "| `b` | vision + actions | 0.800 | n/a |" in table
     assert "| `b` | actions zeroed | 0.000 | n/a |" in table
+    assert not [line for line in table if "`b` | random init" in line]  # an older run

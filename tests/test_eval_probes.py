@@ -57,6 +57,39 @@ def test_linear_probe_random_labels_is_chance():
     assert 0.15 <= result.top1 <= 0.35  # chance is 0.25; 800 test rows: std ~0.015
 
 
+def test_linear_probe_never_trains_on_test_rows():
+    # Training labels are random; test labels are the argmax of the test features' first 4
+    # dimensions, which nothing in the training rows teaches. A probe fitted on the training
+    # rows is at chance; one that also saw the test rows (the control below) is far above it.
+    g = torch.Generator().manual_seed(3)
+    train_x, test_x = torch.randn(400, 8, generator=g), torch.randn(400, 8, generator=g)
+    train_y = torch.randint(0, 4, (400,), generator=g)
+    test_y = test_x[:, :4].argmax(dim=1)
+    honest = fit_linear_probe(train_x, train_y, test_x, test_y, num_classes=4, epochs=20, **FAST)
+    assert honest.top1 <= 0.35  # chance 0.25, 400 test rows: std ~0.02
+    leaky = fit_linear_probe(
+        torch.cat((train_x, test_x)), torch.cat((train_y, test_y)), test_x, test_y,
+        num_classes=4, epochs=20, **FAST,
+    )
+    assert leaky.top1 >= 0.6
+
+
+def test_regressor_never_trains_on_test_rows():
+    # Random training targets; test targets a linear function of the test features.
+    g = torch.Generator().manual_seed(4)
+    train_x, test_x = torch.randn(300, 6, generator=g), torch.randn(300, 6, generator=g)
+    train_y = torch.randn(300, 2, generator=g)
+    test_y = test_x @ torch.randn(6, 2, generator=g)
+    for hidden in ((), (32,)):
+        honest = fit_regressor(train_x, train_y, test_x, test_y, hidden=hidden, epochs=20, **FAST)
+        assert honest.r2 < 0.1
+        leaky = fit_regressor(
+            torch.cat((train_x, test_x)), torch.cat((train_y, test_y)), test_x, test_y,
+            hidden=hidden, epochs=20, **FAST,
+        )
+        assert leaky.r2 > 0.3
+
+
 def test_probe_is_deterministic_and_leaves_global_rng_alone():
     train_x, train_y = separable(100, seed=0)
     state = torch.get_rng_state()

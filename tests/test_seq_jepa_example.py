@@ -145,3 +145,93 @@ def test_demo_encoder_sees_the_whole_32_px_view_from_the_first_step() -> None:
     official = replace(demo, zero_init_residual=True)
     assert not _sees_beyond_top_left_corner(build_model(train.model_config(official, data)).encoder)
     assert _sees_beyond_top_left_corner(build_model(train.model_config(demo, data)).encoder)
+
+
+# ----------------------------------------------------------------------------- floors
+
+
+@pytest.fixture()
+def smoke_trainer(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch):
+    """A smoke-preset Trainer, built in-process, before any step."""
+    import train
+    from _train_helpers import render_cache
+
+    monkeypatch.setenv("JEPA_BLOCKS_CACHE", str(render_cache(tmp_path_factory)))
+    config = train.resolve_config(train.parse_args(["--preset", "smoke", "--no-progress"]))
+    return train.Trainer(config, tmp_path / "run", resume=False)
+
+
+def test_floor_model_is_the_runs_initialisation_untrained(smoke_trainer) -> None:
+    trainer = smoke_trainer
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with torch.no_grad():  # stands in for training
+        for param in trainer.model.parameters():
+            param.add_(0.5)
+    rng = torch.get_rng_state()
+    floor = trainer.untrained_model()
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's RNG stream is untouched
+    torch.manual_seed(trainer.config.seed)
+    fresh = build_model(trainer.model_cfg)
+    for name, value in floor.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+        assert torch.equal(value, fresh.state_dict()[name]), name
+    assert all(
+        not torch.equal(a, b)
+        for a, b in zip(floor.parameters(), trainer.model.parameters(), strict=True)
+    )
+
+
+def test_evaluate_hands_the_floor_model_and_every_view_to_the_protocol(
+    smoke_trainer, monkeypatch
+) -> None:
+    import train
+
+    trainer = smoke_trainer
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with torch.no_grad():
+        for param in trainer.model.parameters():
+            param.mul_(-1.0)
+    seen: dict = {}
+
+    def spy(model, train_loader, test_loader, **kwargs):
+        seen.update(kwargs, model=model)
+        return {"r2_rel_rotation": 0.5}
+
+    monkeypatch.setattr(train, "evaluate_sequence_model", spy)
+    metrics = trainer.evaluate()
+    assert seen["model"] is trainer.model
+    floor = seen["floor_model"]
+    assert floor is not trainer.model
+    for name, value in floor.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+    train_views, test_views = seen["view_data"]
+    assert train_views.split == "train" and test_views.split == "val"
+    assert len(train_views) == train_views.num_objects * train_views.views_per_object
+    # One schema: every rotation key is there, None where the protocol gave nothing.
+    assert set(train.ROTATION_KEYS) <= set(metrics)
+    assert metrics["r2_rel_rotation"] == 0.5 and metrics["ridge_r2_rel_rotation"] is None
+
+
+def test_results_table_puts_each_r2_beside_its_floors() -> None:
+    from report import format_results_table
+
+    metrics = {
+        "r2_rel_rotation": 0.42, "r2_rel_rotation_floor": 0.05,
+        "r2_indiv_rotation": 0.3, "r2_indiv_rotation_floor": None,
+        "ridge_r2_rel_rotation": 0.61, "ridge_r2_rel_rotation_floor": 0.2,
+        "ridge_r2_rel_rotation_pixels": 0.1,
+        "ridge_r2_indiv_rotation": 0.7, "ridge_r2_indiv_rotation_floor": 0.25,
+        "ridge_r2_indiv_rotation_pixels": 0.15,
+        "path_integration_r2": {1: 0.9, 2: 0.5}, "path_integration_r2_floor": {1: 0.8, 2: 0.1},
+        "train_seconds": 3.0, "steps": 5,
+    }
+    config = SimpleNamespace(dataset="objects", image_size=32, seq_len=3)
+    table = format_results_table(metrics, config, SimpleNamespace(variant="seq-jepa",
+                                 backbone="resnet18"), torch.device("cpu"))
+    lines = [" ".join(line.split()) for line in table.splitlines()]
+    assert "R^2 (test) trained random init pixels" in lines
+    assert "relative rotation, paper head 0.420 0.050" in lines
+    assert "individual rotation, paper head 0.300 n/a" in lines
+    assert "relative rotation, ridge 0.610 0.200 0.100" in lines
+    assert "individual rotation, ridge 0.700 0.250 0.150" in lines
+    assert "path R^2 0.900 0.500" in lines and "random init 0.800 0.100" in lines

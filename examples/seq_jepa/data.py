@@ -2,7 +2,11 @@
 
 Training sequences have ``seq_len + 1`` views (M_tr observations and the target); the
 evaluation splits have ``m_val_max + 1`` views so one extraction serves every M_val and path
-length. Every bad path, width or length is reported here, before a model is built.
+length. Datasets whose views carry rotation latents and object ids also give per-view data
+for the ridge rotation probes (``view_train`` / ``view_test``): every rendered view of the
+built-in objects, every view of the evaluation sequences for 3DIEBench (all 50 renders of
+its 41,920 training objects would be 2 M images). Every bad path, width or length is
+reported here, before a model is built.
 """
 
 from dataclasses import dataclass
@@ -22,6 +26,9 @@ class DataBundle:
     dim_action: int
     action_kind: str  # "rot" | "aug" | "pos": what the R^2 and path-integration heads regress
     num_classes: int
+    # Per-view data with latents and object ids for the ridge probes (None: no ridge probes).
+    view_train: Dataset | None = None
+    view_test: Dataset | None = None
 
 
 def _action_width(dataset: Any) -> int:
@@ -34,7 +41,8 @@ def _action_width(dataset: Any) -> int:
 def _objects(config: TrainConfig) -> DataBundle:
     def split(name: str) -> RenderedObjects:
         return RenderedObjects(
-            split=name, size=config.objects_size, image_size=config.image_size, seed=config.seed
+            split=name, size=config.objects_size, image_size=config.image_size, seed=config.seed,
+            nuisances=config.nuisances,
         )
 
     train_objects, val_objects = split("train"), split("val")
@@ -63,6 +71,8 @@ def _objects(config: TrainConfig) -> DataBundle:
         dim_action=_action_width(train),
         action_kind="rot",
         num_classes=train_objects.num_classes,
+        view_train=train_objects,
+        view_test=val_objects,
     )
 
 
@@ -76,13 +86,17 @@ def _threediebench(config: TrainConfig) -> DataBundle:
         )
 
     train = sequences("train", config.seq_len + 1, config.seed)
+    eval_train = sequences("train", config.m_val_max + 1, config.seed + 1)
+    eval_test = sequences("val", config.m_val_max + 1, config.seed + 2)
     return DataBundle(
         train=train,
-        eval_train=sequences("train", config.m_val_max + 1, config.seed + 1),
-        eval_test=sequences("val", config.m_val_max + 1, config.seed + 2),
+        eval_train=eval_train,
+        eval_test=eval_test,
         dim_action=_action_width(train),
         action_kind="rot",
         num_classes=train.num_classes,
+        view_train=eval_train,
+        view_test=eval_test,
     )
 
 

@@ -4,14 +4,18 @@ seq-JEPA is judged by what frozen representations support (spec §4): a linear p
 aggregate z_AGG per inference length M_val, regressors of the relative (and absolute)
 transformation from encoder outputs, and path integration from z_AGG plus the last action.
 :func:`evaluate_sequence_model` runs all of it against any model that satisfies
-:class:`SequenceModel` (``encode`` and ``aggregate``); the pieces are public for custom
-protocols. Accuracies are fractions in ``[0, 1]``.
+:class:`SequenceModel` (``encode`` and ``aggregate``), optionally with closed-form ridge
+rotation probes on every view (:mod:`jepa_blocks.eval.ridge`) and each R^2's floors (a
+random-init copy of the model, raw pixels); the pieces are public for custom protocols.
+Accuracies are fractions in ``[0, 1]``.
 """
 
 from jepa_blocks.eval.features import (
     PathTargetFn,
+    PooledPixels,
     SequenceFeatures,
     SequenceModel,
+    ViewFeatures,
     absolute_rotation_target,
     additive_path_target,
     eval_mode,
@@ -20,6 +24,7 @@ from jepa_blocks.eval.features import (
     extract_path_integration_features,
     extract_sequence_features,
     extract_single_view_features,
+    extract_view_features,
     rotation_path_target,
 )
 from jepa_blocks.eval.metrics import knn_top1, r2_score, rankme, top1_accuracy
@@ -30,6 +35,15 @@ from jepa_blocks.eval.probes import (
     fit_linear_probe,
     fit_regressor,
     make_mlp_head,
+)
+from jepa_blocks.eval.ridge import (
+    DEFAULT_PENALTIES,
+    BilinearPairFeatures,
+    RidgeProbe,
+    RotationR2,
+    fit_ridge,
+    rotation_ridge_r2,
+    sample_view_pairs,
 )
 
 __all__ = [
@@ -58,4 +72,15 @@ __all__ = [
     "extract_pair_features",
     "extract_single_view_features",
     "extract_path_integration_features",
+    "ViewFeatures",
+    "PooledPixels",
+    "extract_view_features",
+    # ridge probes
+    "DEFAULT_PENALTIES",
+    "RidgeProbe",
+    "fit_ridge",
+    "BilinearPairFeatures",
+    "sample_view_pairs",
+    "RotationR2",
+    "rotation_ridge_r2",
 ]

@@ -16,7 +16,8 @@ Runs are deterministic for a seed: one ``torch.Generator`` seeds the head's init
 weights) and another the per-epoch shuffles; nothing touches the global RNG.
 
 :func:`evaluate_sequence_model` runs the whole protocol (one extraction pass per split, then
-every head and metric) and returns a JSON-ready dict.
+every head and metric) and returns a JSON-ready dict; given per-view data and an untrained
+copy of the model, it adds the ridge rotation probes and puts every R^2 beside its floors.
 """
 
 import functools
@@ -34,14 +35,19 @@ from tqdm.auto import tqdm
 from jepa_blocks._typing import Float, Int, Tensor, typecheck
 from jepa_blocks.eval.features import (
     PathTargetFn,
+    PooledPixels,
+    SequenceFeatures,
     SequenceModel,
+    ViewSource,
     _model_device,
     absolute_rotation_target,
     additive_path_target,
     extract_sequence_features,
+    extract_view_features,
     rotation_path_target,
 )
 from jepa_blocks.eval.metrics import knn_top1, r2_score, rankme, top1_accuracy
+from jepa_blocks.eval.ridge import RotationR2, rotation_ridge_r2
 
 __all__ = [
     "ProbeResult",
@@ -397,11 +403,19 @@ def evaluate_sequence_model(
     hidden: Sequence[int] = (1024, 1024),
     knn_k: int = 20,
     knn_temperature: float = 0.07,
+    view_data: tuple[ViewSource, ViewSource] | None = None,
+    floor_model: SequenceModel | None = None,
+    mlp_floors: bool = True,
+    pixel_floor: bool = True,
+    pixel_size: int = 16,
+    ridge_pairs: int = 20_000,
+    ridge_k: int = 16,
+    num_workers: int = 0,
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The seq-JEPA evaluation suite on frozen features (spec §4.1, §4.3, §6.4).
+    """The seq-JEPA evaluation suite on frozen features (spec §4.1, §4.3, §6.4), with floors.
 
     One extraction pass per loader (model in eval mode, restored afterwards), then:
 
@@ -416,6 +430,28 @@ def evaluate_sequence_model(
       ``path_integration_r2_zero_actions`` / ``..._zero_vision`` (§6.4; empty if skipped);
     - ``knn_top1``: weighted kNN top-1 on z_AGG at the largest M_val (``None`` if no M_val);
     - ``rankme``: RankMe of the training split's z_1.
+
+    An R^2 alone does not say whether the model learned something: a random network, or the
+    pixels themselves, may hold the target already. So, on request, each R^2 comes with its
+    floors, the same probe on the same data with other features:
+
+    - with ``floor_model`` (the same architecture at random initialisation, e.g. built from
+      the run's config and seed) and ``mlp_floors``: ``r2_rel_<kind>_floor``,
+      ``r2_indiv_rotation_floor`` (``rot``) and ``path_integration_r2_floor`` (``{M: R^2}``
+      at the same lengths), the MLP heads above fitted on the floor model's features. The
+      ablations and the classification probes get no floor (they are controls already, and
+      would double the heads' time);
+    - with ``view_data`` (``rot`` only; per-view train and test data carrying latents and
+      object ids, anything :func:`~jepa_blocks.eval.features.extract_view_features` takes):
+      closed-form ridge probes (:func:`~jepa_blocks.eval.ridge.rotation_ridge_r2`) fitted on
+      every training view and ``ridge_pairs`` pairs, which do not overfit like the MLP heads:
+      ``ridge_r2_indiv_rotation`` and ``ridge_r2_rel_rotation``; with ``floor_model`` also
+      ``ridge_r2_indiv_rotation_floor`` and ``ridge_r2_rel_rotation_floor``; with
+      ``pixel_floor`` also ``ridge_r2_indiv_rotation_pixels`` and
+      ``ridge_r2_rel_rotation_pixels``, the ridge on the normalised pixels average-pooled to
+      at most ``pixel_size`` x ``pixel_size``
+      (:class:`~jepa_blocks.eval.features.PooledPixels`; 768 features for RGB at 16).
+      Without ``view_data`` the ridge keys are absent.
 
     Accuracies are fractions in ``[0, 1]``; every value is a float, ``None`` or a dict with
     int keys, so the result is ``json.dumps``-able (JSON turns the keys into strings).
@@ -440,11 +476,23 @@ def evaluate_sequence_model(
         batch_size, lr, hidden, seed: shared by every head (paper: 256, Adam 1e-3,
             (1024, 1024)).
         knn_k, knn_temperature: kNN settings.
+        view_data: ``(train, test)`` per-view data for the ridge probes, e.g. the
+            :class:`~jepa_blocks.data.objects.RenderedObjects` of both splits, or the two
+            sequence loaders (every view of every sequence becomes a row).
+        floor_model: an untrained copy of ``model`` for the random-init floors.
+        mlp_floors: fit the MLP floors (the ridge floors are cheap and always fitted when
+            ``floor_model`` and ``view_data`` are given).
+        pixel_floor, pixel_size: the ridge's raw-pixel floor and its pooled side.
+        ridge_pairs: view pairs per split for the relative ridge probe.
+        ridge_k: principal components per view of the relative probe's bilinear features;
+            ``min(ridge_k, dv)`` of each set of features is used.
+        num_workers: DataLoader workers when ``view_data`` are datasets.
         device: where the model and the heads run; default the model's device.
         progress: tqdm bars (hidden when stderr is not a terminal).
 
     Raises:
-        ValueError: an unknown ``action_kind`` or head, or anything the extraction, the
+        ValueError: an unknown ``action_kind`` or head, ``view_data`` with another kind than
+            ``rot`` or without latents and object ids, or anything the extraction, the
             probes or the metrics reject (e.g. an M_val above the views available).
     """
     if action_kind not in _ACTION_KINDS:
@@ -458,6 +506,17 @@ def evaluate_sequence_model(
         if head_kind not in ("mlp", "linear"):
             raise ValueError(f"{name} must be 'mlp', 'linear' or None, got {head_kind!r}.")
     m_vals = tuple(m_vals)
+    if view_data is not None:
+        if action_kind != "rot":
+            raise ValueError(
+                f"view_data feed the ridge rotation probes, which need action_kind 'rot' and "
+                f"per-view latents; got action_kind {action_kind!r}: pass view_data=None."
+            )
+        if not isinstance(view_data, tuple | list) or len(view_data) != 2:
+            raise ValueError(
+                "view_data must be a (train, test) pair of per-view datasets or loaders, got "
+                f"{type(view_data).__name__}."
+            )
     if path_target_fn is None:
         if action_kind == "rot":
             path_target_fn = functools.partial(rotation_path_target, canonical=canonical)
@@ -502,38 +561,84 @@ def evaluate_sequence_model(
             num_classes=num_classes, epochs=epochs_linear, **shared,
         ).top1
 
+    def relative_r2(train_f: SequenceFeatures, test_f: SequenceFeatures) -> float:
+        assert train_f.z_pair is not None and test_f.z_pair is not None
+        assert train_f.first_action is not None and test_f.first_action is not None
+        return regress(
+            relative_head, train_f.z_pair, train_f.first_action, test_f.z_pair,
+            test_f.first_action,
+        )
+
+    def individual_r2(train_f: SequenceFeatures, test_f: SequenceFeatures) -> float | None:
+        if train_f.latents_first is None or test_f.latents_first is None:
+            return None
+        assert train_f.z_first is not None and test_f.z_first is not None
+        return regress(
+            "mlp",
+            train_f.z_first,
+            absolute_rotation_target(train_f.latents_first, canonical=canonical),
+            test_f.z_first,
+            absolute_rotation_target(test_f.latents_first, canonical=canonical),
+        )
+
+    def path_r2(
+        train_f: SequenceFeatures, test_f: SequenceFeatures, inputs: str = "path_inputs"
+    ) -> dict[int, float]:
+        train_inputs, test_inputs = getattr(train_f, inputs), getattr(test_f, inputs)
+        return {
+            m: regress(path_head, train_inputs[m], train_f.path_targets[m], test_inputs[m],
+                       test_f.path_targets[m])
+            for m in train_inputs
+        }
+
+    # The ridge probes first: data without latents fail here, before minutes of MLP heads.
+    ridge_results: dict[str, float] = {}
+    if view_data is not None:
+        encoders: dict[str, nn.Module] = {"": model}  # type: ignore[dict-item]
+        if floor_model is not None:
+            encoders["_floor"] = floor_model  # type: ignore[assignment]
+        if pixel_floor:
+            encoders["_pixels"] = PooledPixels(pixel_size)
+        for suffix, encoder in encoders.items():
+            ridge = _ridge_rotation(
+                encoder, view_data, name=suffix.strip("_") or "model", pairs=ridge_pairs,
+                k=ridge_k, batch_size=batch_size, num_workers=num_workers, seed=seed,
+                device=device, progress=progress,
+            )
+            ridge_results[f"ridge_r2_indiv_rotation{suffix}"] = ridge.individual
+            ridge_results[f"ridge_r2_rel_rotation{suffix}"] = ridge.relative
+
+    floor_train = floor_test = None
+    if floor_model is not None and mlp_floors:
+        # Only what the floored heads need: no z_AGG probes, no ablations.
+        floor_common = {**common, "m_vals": (), "ablations": False}
+        floor_train = extract_sequence_features(
+            floor_model, train_loader, path_ms=tuple(train.path_inputs),
+            desc="random-init train features", **floor_common,
+        )
+        floor_test = extract_sequence_features(
+            floor_model, test_loader, path_ms=tuple(train.path_inputs),
+            desc="random-init test features", **floor_common,
+        )
+
     results: dict[str, Any] = {}
     results["top1_agg"] = {m: classify(train.z_agg[m], test.z_agg[m]) for m in m_vals}
     assert train.z_first is not None and test.z_first is not None
-    assert train.z_pair is not None and test.z_pair is not None
-    assert train.first_action is not None and test.first_action is not None
     results["top1_encoder"] = classify(train.z_first, test.z_first)
-    results[f"r2_rel_{kind_name}"] = regress(
-        relative_head, train.z_pair, train.first_action, test.z_pair, test.first_action
-    )
+    results[f"r2_rel_{kind_name}"] = relative_r2(train, test)
+    if floor_train is not None and floor_test is not None:
+        results[f"r2_rel_{kind_name}_floor"] = relative_r2(floor_train, floor_test)
     if action_kind == "rot":
-        indiv = None
-        if train.latents_first is not None and test.latents_first is not None:
-            indiv = regress(
-                "mlp",
-                train.z_first,
-                absolute_rotation_target(train.latents_first, canonical=canonical),
-                test.z_first,
-                absolute_rotation_target(test.latents_first, canonical=canonical),
-            )
-        results["r2_indiv_rotation"] = indiv
-    for key, train_inputs, test_inputs in (
-        ("path_integration_r2", train.path_inputs, test.path_inputs),
-        ("path_integration_r2_zero_actions", train.path_inputs_zero_actions,
-         test.path_inputs_zero_actions),
-        ("path_integration_r2_zero_vision", train.path_inputs_zero_vision,
-         test.path_inputs_zero_vision),
-    ):
-        results[key] = {
-            m: regress(path_head, train_inputs[m], train.path_targets[m], test_inputs[m],
-                       test.path_targets[m])
-            for m in train_inputs
-        }
+        results["r2_indiv_rotation"] = individual_r2(train, test)
+        if floor_train is not None and floor_test is not None:
+            results["r2_indiv_rotation_floor"] = individual_r2(floor_train, floor_test)
+    results["path_integration_r2"] = path_r2(train, test)
+    if floor_train is not None and floor_test is not None:
+        results["path_integration_r2_floor"] = path_r2(floor_train, floor_test)
+    results["path_integration_r2_zero_actions"] = path_r2(
+        train, test, "path_inputs_zero_actions"
+    )
+    results["path_integration_r2_zero_vision"] = path_r2(train, test, "path_inputs_zero_vision")
     results["knn_top1"] = None
     if m_vals:
         largest = max(m_vals)
@@ -542,6 +647,49 @@ def evaluate_sequence_model(
             k=knn_k, temperature=knn_temperature, num_classes=num_classes,
         )
     results["rankme"] = rankme(train.z_first)
+    results.update(ridge_results)
     for key, value in results.items():
         logger.info("%s: %s", key, value)
     return results
+
+
+def _ridge_rotation(
+    encoder: nn.Module,
+    view_data: tuple[ViewSource, ViewSource],
+    *,
+    name: str,
+    pairs: int,
+    k: int,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    device: torch.device | str | None,
+    progress: bool,
+) -> RotationR2:
+    """Extract per-view features of both splits with ``encoder`` and run the ridge probes."""
+    # Pixels stay on the CPU: pooling is cheap and the images come from there.
+    where = None if isinstance(encoder, PooledPixels) else device
+    train, test = (
+        extract_view_features(
+            encoder, data, batch_size=batch_size, num_workers=num_workers, device=where,
+            progress=progress, desc=f"{name} {split} views",
+        )
+        for split, data in zip(("train", "test"), view_data, strict=True)
+    )
+    for split, feats in (("train", train), ("test", test)):
+        if feats.latents is None or feats.objects is None:
+            missing = "latents" if feats.latents is None else "object ids"
+            raise ValueError(
+                f"the {split} view_data carry no {missing}; "
+                "the ridge rotation probes need per-view latents (Euler xyz first) and the "
+                "object of each view ('object' or 'index'): pass such data or view_data=None."
+            )
+    ridge = rotation_ridge_r2(
+        train.z, train.latents, train.objects, test.z, test.latents, test.objects,
+        num_pairs=pairs, k=min(k, train.z.shape[1]), seed=seed,
+    )
+    logger.info(
+        "ridge %s: penalties %.0e (individual), %.0e (relative)",
+        name, ridge.penalty_individual, ridge.penalty_relative,
+    )
+    return ridge
