@@ -146,6 +146,12 @@ def test_reusing_a_run_directory_without_resume_is_refused(runs: dict[str, Train
         (["--precision", "fp8"], "unknown --precision 'fp8'"),
         (["--seq-len", "0"], "--seq-len, --m-val-max and --epochs must be >= 1"),
         (["--variant", "jepa"], "unknown variant 'jepa'"),
+        (["--threads", "-1"], r"--threads must be >= 0 \(0: torch's default\), got -1"),
+        (["--save-every-epochs", "0"], "--save-every-epochs must be >= 1, got 0"),
+        (
+            ["--action-norm-calls", "double"],
+            "--action-norm-calls must be one of single, separate, separate-zero-slot, got 'double'",
+        ),
         (
             ["--backbone", "convnext_atto"],  # the demo preset turns zero_init_residual off
             "--no-zero-init-residual sets timm's zero_init_last, which only ResNets .* "

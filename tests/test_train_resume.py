@@ -45,8 +45,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> dict[str, Any
     """Every run of this module, independent ones two at a time; the tests only look.
 
     Wave 1: stop at step 10 (mid-epoch: ckpt-7 from the end of epoch 0, ckpt-10 from the stop)
-    and at step 7 (the epoch's last batch). Wave 2, each on its own copy: resume both; resume
-    with changed flags; resume after truncating ckpt-10.
+    and at step 7 (the epoch's last batch); a whole run saving at every 3rd epoch end. Wave 2,
+    each on its own copy: resume both; resume with changed flags; resume after truncating
+    ckpt-10.
     """
     baseline = baseline_run(tmp_path_factory, cache)  # runs in the background meanwhile
     root = tmp_path_factory.mktemp("resume")
@@ -54,7 +55,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> dict[str, Any
         {
             "stopped_mid": ([*SMOKE, "--max-steps", str(MID_EPOCH)], root / "mid"),
             "stopped_boundary": ([*SMOKE, "--max-steps", str(STEPS_PER_EPOCH)], root / "edge"),
-            "limit_at_end": ([*SMOKE, "--max-steps", str(TOTAL_STEPS)], root / "limit-at-end"),
+            "limit_at_end": (
+                [*SMOKE, "--max-steps", str(TOTAL_STEPS),
+                 "--save-every-steps", str(STEPS_PER_EPOCH)],
+                root / "limit-at-end",
+            ),
+            "sparse_saves": ([*SMOKE, "--save-every-epochs", "3"], root / "sparse"),
         },
         cache=cache,
     )
@@ -112,6 +118,23 @@ def test_max_steps_at_the_last_step_completes_the_run(runs: dict[str, Any]) -> N
     assert run.returncode == 0, run.describe()
     assert "stopped by" not in run.stderr
     # A completed run reports (an interrupted one does not), with the uninterrupted losses.
+    assert load_metrics(run.out)["loss_history"] == load_metrics(runs["baseline"].out)[
+        "loss_history"
+    ]
+
+
+def test_a_periodic_save_at_an_epoch_end_is_written_once(runs: dict[str, Any]) -> None:
+    run = runs["limit_at_end"]  # --save-every-steps = steps per epoch: both saves are due
+    saved = [line.rsplit("/", 1)[-1] for line in run.stderr.splitlines() if " saved " in line]
+    expected = [f"ckpt-{step:09d}.pt" for step in range(STEPS_PER_EPOCH, TOTAL_STEPS + 1,
+                                                          STEPS_PER_EPOCH)]
+    assert saved == expected, run.stderr
+
+
+def test_save_every_epochs_skips_epoch_ends_but_not_the_last(runs: dict[str, Any]) -> None:
+    run = runs["sparse_saves"]  # 2 epochs, a save every 3rd epoch end: only the last one
+    assert [p.name for p in step_checkpoints(run.out)] == [f"ckpt-{TOTAL_STEPS:09d}.pt"]
+    # The cadence of saves changes nothing in the run itself.
     assert load_metrics(run.out)["loss_history"] == load_metrics(runs["baseline"].out)[
         "loss_history"
     ]

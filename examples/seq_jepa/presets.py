@@ -37,8 +37,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         # chance); with live residual blocks the centre is seen from step 0. At the paper's
         # 128 px the last map is 4x4 and the official init is harmless.
         "zero_init_residual": False,
+        # One scene for every view: rotation is the only thing that changes between the views
+        # of an object, and it is what the actions describe (RESULTS.md: the sweep).
+        "nuisances": "fixed",
         "seq_len": 3,
-        "epochs": 8,
+        "epochs": 12,
         "batch_size": 32,
         "lr": 3e-4,
         "initial_lr": 1e-4,
@@ -54,7 +57,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe_batch_size": 256,
         "probe_repeats": 2,
         "num_workers": 0,
+        # A checkpoint (model, EMA target, AdamW moments: ~370 MB, fsynced) takes ~1-2 s, as
+        # much as 2-4 steps: saving at every 4th epoch end (and SIGTERM) risks < 1 min of work.
+        "save_every_epochs": 4,
+        # One intra-op thread: the step is ~1,000 small ops (32 px, 4 tokens), and on 2 cores
+        # shared with anything else two OpenMP threads wait on each other at every one; one
+        # thread ran the step 3-5x faster there (benchmarks/results/step-cpu.md). On an idle
+        # machine, --threads 0 (all cores) may be faster.
+        "threads": 1,
     },
+    # The demo's recipe trained 25x longer: about 5,000 steps, under an hour on 2 cores.
+    "cpu-hour": {},
     "smoke": {
         "dataset": "objects",
         "image_size": 32,
@@ -109,6 +122,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+PRESETS["cpu-hour"] = {
+    **PRESETS["demo"],
+    "epochs": 200,
+    "warmup_epochs": 10,
+    "save_every_epochs": 10,
+}
+
 
 @dataclass
 class TrainConfig:
@@ -120,6 +140,9 @@ class TrainConfig:
     data_dir: str | None = None
     image_size: int = 32
     objects_size: str = "default"  # built-in dataset scale: small | default | large
+    # built-in objects: scene latents (floor hue, light) drawn per view (3DIEBench), per object
+    # or fixed (RenderedObjects(nuisances=...))
+    nuisances: str = "view"
     action: str = "rot"  # rot | rotcolor (objects, 3diebench); all|crop|jitter|blur; pos
     seq_len: int = 3  # M_tr: observed views per training sequence (plus one target)
     backbone: str = "resnet18"
@@ -132,6 +155,9 @@ class TrainConfig:
     heads: int = 4
     pred_hidden: int = 1024
     dropout: float = 0.1
+    # single (ours: one BatchNorm call for all actions) | separate | separate-zero-slot (the
+    # official code's two calls, 3DIEBench and augmentation/saccade layouts): model.py
+    action_norm_calls: str = "single"
     epochs: int = 25
     batch_size: int = 64  # GLOBAL batch: split evenly across torchrun ranks
     lr: float = 4e-4
@@ -151,13 +177,15 @@ class TrainConfig:
     seed: int = 0
     # operational (not part of the checkpoint compatibility check)
     num_workers: int = 0
+    threads: int = 0  # torch's intra-op threads; 0: torch's default (one per core)
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     compile: bool = False
     sync_bn: bool = False
     nan_policy: str = "stop"  # stop | skip
     log_every: int = 10
-    save_every_steps: int = 0  # 0: at each epoch end only
+    save_every_steps: int = 0  # 0: at epoch ends only
+    save_every_epochs: int = 1  # at every k-th epoch end (and the last); SIGTERM always saves
     keep_last: int = 3
     max_steps: int = 0  # 0: run all epochs (tests stop early to simulate interruption)
     evaluate: bool = True
@@ -169,11 +197,13 @@ class TrainConfig:
 OPERATIONAL_FIELDS = (
     "data_dir",
     "num_workers",
+    "threads",
     "device",
     "compile",
     "nan_policy",  # a stopped run may be resumed with --nan-policy skip, as the error suggests
     "log_every",
     "save_every_steps",
+    "save_every_epochs",
     "keep_last",
     "max_steps",
     "evaluate",

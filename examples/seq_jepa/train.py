@@ -13,8 +13,10 @@ wrapper under torchrun (the official ``--distributed`` trains independent models
 seeded per (seed, epoch, index), probes on a backbone in eval mode.
 
 Writes ``OUT/config.json``, ``OUT/metrics.json`` (the loss history; probe results unless
-``--no-evaluate``), ``OUT/curves.png`` (after an evaluation) and ``OUT/checkpoints/`` (atomic,
-last K and best; ``--resume`` continues from the newest valid one with identical losses).
+``--no-evaluate``, each R^2 beside its floors: the same probe on the run's untrained
+initialisation, and on pixels for the ridge probes), ``OUT/curves.png`` (after an
+evaluation) and ``OUT/checkpoints/`` (atomic, last K and best; ``--resume`` continues from
+the newest valid one with identical losses).
 SIGTERM saves a checkpoint and exits cleanly. Exit codes: 0 done or stopped, 1 bad
 arguments or data, 2 a checkpoint that cannot be resumed, 3 a non-finite loss.
 """
@@ -42,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data import DataBundle, build_data  # noqa: E402
 from model import (  # noqa: E402
+    ACTION_NORM_CALLS,
     VARIANTS,
     SeqJEPAConfig,
     build_model,
@@ -65,6 +68,21 @@ from jepa_blocks.eval import evaluate_sequence_model  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger("seq_jepa")
+
+#: The rotation R^2s in metrics.json, each beside its floors; None for data without rotations
+#: (ridge keys: data without per-view latents and object ids).
+ROTATION_KEYS = (
+    "r2_rel_rotation",
+    "r2_rel_rotation_floor",
+    "r2_indiv_rotation",
+    "r2_indiv_rotation_floor",
+    "ridge_r2_indiv_rotation",
+    "ridge_r2_indiv_rotation_floor",
+    "ridge_r2_indiv_rotation_pixels",
+    "ridge_r2_rel_rotation",
+    "ridge_r2_rel_rotation_floor",
+    "ridge_r2_rel_rotation_pixels",
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -120,8 +138,22 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit(
             f"error: --nan-policy must be 'stop' or 'skip', got {config.nan_policy!r}."
         )
+    if config.action_norm_calls not in ACTION_NORM_CALLS:
+        raise SystemExit(
+            f"error: --action-norm-calls must be one of {', '.join(ACTION_NORM_CALLS)}, got "
+            f"{config.action_norm_calls!r}."
+        )
     if config.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise SystemExit(f"error: unknown --precision {config.precision!r}.")
+    if config.threads < 0:
+        raise SystemExit(
+            f"error: --threads must be >= 0 (0: torch's default), got {config.threads}."
+        )
+    if config.save_every_epochs < 1:
+        raise SystemExit(
+            f"error: --save-every-epochs must be >= 1, got {config.save_every_epochs} (the last "
+            "epoch always saves; --save-every-steps adds saves within epochs)."
+        )
     if config.seq_len < 1 or config.m_val_max < 1 or config.epochs < 1:
         raise SystemExit("error: --seq-len, --m-val-max and --epochs must be >= 1.")
     if not config.zero_init_residual and _timm_module(config.backbone) != "timm.models.resnet":
@@ -152,13 +184,25 @@ def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
         heads=config.heads,
         pred_hidden=config.pred_hidden,
         dropout=config.dropout,
+        action_norm_calls=config.action_norm_calls,
     )
+
+
+#: Checked fields added after checkpoints were written without them, with the value those
+#: runs had: left out of the check while they hold it, so such runs still resume (in a
+#: mismatch message, '<missing>' for one of these fields means this default).
+ADDED_FIELD_DEFAULTS: dict[str, Any] = {"action_norm_calls": "single", "nuisances": "view"}
 
 
 def checked_config(config: TrainConfig, model_cfg: SeqJEPAConfig) -> dict[str, Any]:
     """The fields a resumed run must share with the run that wrote the checkpoint."""
     train = {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS}
-    return {"train": train, "model": model_cfg.to_dict()}
+    checked = {"train": train, "model": model_cfg.to_dict()}
+    for section in checked.values():
+        for key, default in ADDED_FIELD_DEFAULTS.items():
+            if key in section and section[key] == default:
+                del section[key]
+    return checked
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -213,6 +257,20 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     ]
 
 
+def build_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW on :func:`parameter_groups`, with the fused kernel where PyTorch has one: on the
+    CPU the default is the per-parameter loop, ~20% of the demo's time and 3-6x slower than
+    fused on a shared 2-core machine (benchmarks/results/step-cpu.md). Fused agrees with the
+    loop to float32 rounding, not bit for bit."""
+    return torch.optim.AdamW(
+        parameter_groups(model, config.weight_decay),
+        lr=config.lr,
+        fused=True if device.type in ("cpu", "cuda") else None,
+    )
+
+
 def warmup_cosine(
     step: int,
     *,
@@ -260,9 +318,14 @@ class Trainer:
         self.out = out
         self.dist = Distributed(config.device)
         self.device = self.dist.device
+        if config.threads:
+            torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.data = build_data(config)
         self.model_cfg = model_config(config, self.data)
+        # The CPU generator's state the weights are drawn from: the random-init floors of the
+        # evaluation rebuild exactly this initialisation (see untrained_model).
+        self.init_rng_state = torch.get_rng_state()
         model = build_model(self.model_cfg)
         if config.sync_bn and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -297,9 +360,7 @@ class Trainer:
         )
         self.target = build_target(self.model, schedule).to(self.device)
         self.target.train()  # the target's BN uses batch statistics, as the official code
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, config.weight_decay), lr=config.lr
-        )
+        self.optimizer = build_optimizer(self.model, config, self.device)
         warmup_steps = self.steps_per_epoch * config.warmup_epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -390,6 +451,10 @@ class Trainer:
         self.dist.barrier()
 
     # -------------------------------------------------------------- the loop
+
+    def _saves_after_epoch(self, epoch: int) -> bool:
+        """Whether a checkpoint is written when ``epoch`` epochs are complete."""
+        return epoch % self.config.save_every_epochs == 0 or epoch == self.config.epochs
 
     def _loader(self) -> DataLoader:
         self.data.train.set_epoch(self.epoch)
@@ -522,8 +587,15 @@ class Trainer:
                                 loss=f"{last:.4f}", lr=f"{lr:.2e}", ema=f"{momentum:.4f}"
                             )
                     interrupted = self._should_stop()
-                    periodic = config.save_every_steps and (
-                        self.global_step % config.save_every_steps == 0
+                    # At an epoch's last step the epoch-end save (if due) follows at once:
+                    # one write of the same step is enough.
+                    epoch_save_follows = self.step_in_epoch == self.steps_per_epoch and (
+                        self._saves_after_epoch(self.epoch + 1)
+                    )
+                    periodic = (
+                        config.save_every_steps
+                        and self.global_step % config.save_every_steps == 0
+                        and not epoch_save_follows
                     )
                     if interrupted or periodic:
                         self._flush(pending)
@@ -542,8 +614,9 @@ class Trainer:
                 self.train_seconds += time.perf_counter() - started
                 self.epoch += 1
                 self.step_in_epoch = 0
-                epoch_losses = [row["loss"] for row in self.history[-self.steps_per_epoch :]]
-                self.save(metric=sum(epoch_losses) / max(1, len(epoch_losses)))
+                if self._saves_after_epoch(self.epoch):
+                    epoch_losses = [row["loss"] for row in self.history[-self.steps_per_epoch :]]
+                    self.save(metric=sum(epoch_losses) / max(1, len(epoch_losses)))
         finally:
             if progress is not None:
                 progress.close()
@@ -563,7 +636,23 @@ class Trainer:
             "final_loss": self.history[-1]["loss"] if self.history else None,
         }
 
+    def untrained_model(self) -> nn.Module:
+        """The run's model as it was initialised, before any step: built from the same config
+        and generator state (after ``torch.manual_seed(config.seed)``), on the run's device.
+        The global RNG is left as it was. Its probes are the random-init floors."""
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.init_rng_state)
+            model = build_model(self.model_cfg)
+        model = model.to(self.device)
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
     def evaluate(self) -> dict[str, Any]:
+        """The paper's probes and the ridge probes, each R^2 with its floors (the probes on
+        :meth:`untrained_model`; raw pixels for the ridge), see ``evaluate_sequence_model``.
+        The MLP floors cover the two transformation R^2s and path integration at the lengths
+        evaluated, not the ablations or the classification probes."""
         config = self.config
         loaders = [
             DataLoader(
@@ -574,6 +663,9 @@ class Trainer:
             )
             for dataset in (self.data.eval_train, self.data.eval_test)
         ]
+        view_data = None
+        if self.data.view_train is not None and self.data.view_test is not None:
+            view_data = (self.data.view_train, self.data.view_test)
         metrics = evaluate_sequence_model(
             self.model,
             loaders[0],
@@ -586,11 +678,15 @@ class Trainer:
             epochs_mlp=config.probe_epochs_mlp,
             epochs_linear_regressor=config.probe_epochs_linear_regressor,
             batch_size=config.probe_batch_size,
+            view_data=view_data,
+            floor_model=self.untrained_model(),
+            num_workers=config.num_workers,
             seed=config.seed,
             device=self.device,
             progress=config.progress,
         )
-        for key in ("r2_rel_rotation", "r2_indiv_rotation"):
+        # One schema for every dataset: rotation keys are None where the data have none.
+        for key in ROTATION_KEYS:
             metrics.setdefault(key, None)
         metrics.update(self.train_metrics())
         return metrics
