@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_jepa"))
 
-from compare import compare  # noqa: E402
+from compare import compare, summary  # noqa: E402
 
 
 def _run(
@@ -61,3 +61,19 @@ def test_compare_lists_each_run_with_its_numbers(tmp_path: Path) -> None:
     assert "| `b` | vision + actions | 0.800 | n/a |" in table
     assert "| `b` | actions zeroed | 0.000 | n/a |" in table
     assert not [line for line in table if "`b` | random init" in line]  # an older run
+
+
+def test_summary_gives_mean_and_std_per_variant(tmp_path: Path) -> None:
+    def run(name: str, variant: str, top1: float, ridge: float) -> Path:
+        return _run(tmp_path, name, variant, {"1": 0.1, "8": top1}, {"1": 0.9}, {},
+                    {"ridge_r2_rel_rotation": ridge, "ridge_r2_rel_rotation_floor": 0.1})
+
+    runs = [run("s0", "seq-jepa", 0.70, 0.30), run("s1", "seq-jepa", 0.80, 0.50),
+            run("n0", "no-action", 0.60, 0.20)]
+    table = summary(runs).splitlines()
+    assert table[0].startswith("| variant | n | top-1 z_agg M_val=1 | top-1 z_agg M_val=max |")
+    seq = next(line for line in table if line.startswith("| seq-jepa |"))
+    # mean 75.0, sample std of (70, 80) = 7.07; the max M_val is 8, not "8" < "1" as text
+    assert "| seq-jepa | 2 | 10.0 ± 0.0 | 75.0 ± 7.1 | 50.0 ± 0.0 | 0.400 ± 0.141 | " in seq
+    assert "| no-action | 1 | 10.0 | 60.0 | 50.0 | 0.200 | 0.100 |" in "\n".join(table)
+    assert seq.endswith("| n/a | n/a | 12 ± 0 |")

@@ -1,6 +1,7 @@
 """Compare finished runs side by side as markdown (used for RESULTS.md).
 
     python examples/seq_jepa/compare.py runs/seqjepa runs/no-action runs/byol
+    python examples/seq_jepa/compare.py --summary runs/*-s0 runs/*-s1 runs/*-s2  # mean ± std
 """
 
 import json
@@ -93,5 +94,62 @@ def _path_table(runs: list[tuple[Path, dict, dict]]) -> list[str]:
     return lines
 
 
+#: The numbers of the seed summary: (column, metrics key path, scale, decimals).
+SUMMARY_COLUMNS = (
+    ("top-1 z_agg M_val=1", ("top1_agg", "1"), 100.0, 1),
+    ("top-1 z_agg M_val=max", ("top1_agg", "max"), 100.0, 1),
+    ("top-1 encoder", ("top1_encoder",), 100.0, 1),
+    ("ridge rel. rot. R²", ("ridge_r2_rel_rotation",), 1.0, 3),
+    ("its floor", ("ridge_r2_rel_rotation_floor",), 1.0, 3),
+    ("ridge indiv. rot. R²", ("ridge_r2_indiv_rotation",), 1.0, 3),
+    ("its floor", ("ridge_r2_indiv_rotation_floor",), 1.0, 3),
+    ("train time (s)", ("train_seconds",), 1.0, 0),
+)
+
+
+def _lookup(metrics: dict, path: tuple[str, ...]) -> float | None:
+    value: object = metrics
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        if part == "max" and value:
+            part = max(value, key=int)
+        value = value.get(part)
+    return value if isinstance(value, int | float) else None
+
+
+def _mean_std(values: list[float], scale: float, digits: int) -> str:
+    if not values:
+        return "n/a"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{scale * mean:.{digits}f}"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def summary(run_dirs: list[Path]) -> str:
+    """One row per variant: mean ± sample std over its runs (e.g. seeds) of the headline
+    numbers, each rotation R² beside its random-init floor; ``n`` says how many runs."""
+    by_variant: dict[str, list[dict]] = {}
+    for run in run_dirs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        variant = json.loads((run / "config.json").read_text())["model"]["variant"]
+        by_variant.setdefault(variant, []).append(metrics)
+    lines = ["| variant | n | " + " | ".join(column[0] for column in SUMMARY_COLUMNS) + " |",
+             "| --- | --- |" + " --- |" * len(SUMMARY_COLUMNS)]
+    for variant, runs in by_variant.items():
+        cells = []
+        for _, path, scale, digits in SUMMARY_COLUMNS:
+            values = [v for v in (_lookup(m, path) for m in runs) if v is not None]
+            cells.append(_mean_std(values, scale, digits))
+        lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(compare([Path(arg) for arg in sys.argv[1:]]))
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["--summary"]:
+        print(summary([Path(arg) for arg in arguments[1:]]))
+    else:
+        print(compare([Path(arg) for arg in arguments]))
