@@ -75,8 +75,10 @@ def _checkpoints(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def rotation_curve(run: Path, *, num_pairs: int, progress: bool) -> list[dict]:
-    """``[{step, individual, relative}]`` for step 0 (untrained) and every checkpoint."""
+def rotation_curve(run: Path, *, num_pairs: int, every: int, progress: bool) -> list[dict]:
+    """``[{step, individual, relative, action_use}]`` for step 0 (untrained) and every
+    checkpoint whose step is a multiple of ``every``. Steps already in the run's
+    ``rotation_curve.json`` are not computed again."""
     config = _load_config(run)
     torch.manual_seed(config.seed)  # as train.py: seed, build the data, build the model
     data = build_data(config)
@@ -90,8 +92,15 @@ def rotation_curve(run: Path, *, num_pairs: int, progress: bool) -> list[dict]:
             data.view_test, num_views=config.seq_len + 1, action=config.action,
             seed=config.seed + 3,
         )
+    saved = run / "rotation_curve.json"
+    done = {row["step"]: row for row in json.loads(saved.read_text())} if saved.exists() else {}
     rows = []
     for step, path in [(0, None), *_checkpoints(run)]:
+        if step % every:
+            continue
+        if step in done:
+            rows.append(done[step])
+            continue
         if path is not None:
             state = torch.load(path, map_location="cpu", weights_only=True)["state"]
             model.load_state_dict(state["model"])
@@ -108,7 +117,7 @@ def rotation_curve(run: Path, *, num_pairs: int, progress: bool) -> list[dict]:
         print(f"{run.name} step {step}: individual {r2.individual:.3f} "
               f"relative {r2.relative:.3f} action use {use if use is None else round(use, 4)}",
               flush=True)
-    (run / "rotation_curve.json").write_text(json.dumps(rows, indent=2))
+        saved.write_text(json.dumps(rows, indent=2))  # after each step: nothing lost on a stop
     return rows
 
 
@@ -137,14 +146,20 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="train.py output directories")
     parser.add_argument("--num-pairs", type=int, default=20_000, help="relative-rotation pairs")
+    parser.add_argument("--every", type=int, default=1,
+                        help="only checkpoints whose step is a multiple of this")
     parser.add_argument("--plot", type=Path, help="write the curves of all runs here")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
+    if args.every < 1:
+        raise SystemExit(f"error: --every must be >= 1, got {args.every}.")
     curves = {}
     for run in args.runs:
         if not (run / "config.json").exists():
             raise SystemExit(f"error: {run} is not a train.py output directory (no config.json).")
-        curves[run.name] = rotation_curve(run, num_pairs=args.num_pairs, progress=args.progress)
+        curves[run.name] = rotation_curve(
+            run, num_pairs=args.num_pairs, every=args.every, progress=args.progress
+        )
     steps = sorted({row["step"] for rows in curves.values() for row in rows})
     print("\n| run | R² | " + " | ".join(f"step {s}" for s in steps) + " |")
     print("| --- | --- |" + " --- |" * len(steps))
