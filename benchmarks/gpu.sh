@@ -17,4 +17,6 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
   echo "== seq-JEPA step, EMA, aggregator eager vs CUDA graph"
   timeout 150 python benchmarks/step.py --device cuda \
     --json "$out/step-cuda.json" --markdown "$out/step-cuda.md"
+  echo "== SIGReg: no host sync on the device"
+  timeout 60 python benchmarks/sigreg_sync.py
 } 2>&1 | tee "$out/gpu-log.txt"

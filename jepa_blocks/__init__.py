@@ -28,9 +28,11 @@ from jepa_blocks.ema import (
     MomentumSchedule,
     WarmupMomentum,
 )
+from jepa_blocks.lejepa import LeJEPALoss, LeJEPAOutput, SIGReg, sigreg, sigreg_quadrature
 from jepa_blocks.losses import SeqJEPALoss, seq_jepa_loss
 from jepa_blocks.predictor import PREDICTOR_MODES, ConditionedPredictor
 from jepa_blocks.tokens import ViewActionConcat
+from jepa_blocks.vicreg import VICRegLoss, covariance, variance
 
 __version__ = "0.1.0"
 
@@ -67,6 +69,15 @@ __all__ = [
     "WarmupMomentum",
     "SeqJEPALoss",
     "seq_jepa_loss",
+    # anti-collapse regularisers and the LeJEPA objective
+    "SIGReg",
+    "sigreg",
+    "sigreg_quadrature",
+    "LeJEPALoss",
+    "LeJEPAOutput",
+    "VICRegLoss",
+    "variance",
+    "covariance",
     # backbones
     "Backbone",
     "create_backbone",
