@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from jepa_blocks.actions import relative_rotation
+from jepa_blocks.eval import ridge
 from jepa_blocks.eval.features import absolute_rotation_target
 from jepa_blocks.eval.metrics import r2_score
 from jepa_blocks.eval.ridge import (
@@ -124,6 +125,28 @@ def test_penalty_is_chosen_on_held_out_groups_not_on_rows_of_a_seen_group():
     penalties = (1e-6, 1e-3, 1.0, 1e3)
     assert fit_ridge(x, y, groups=groups, penalties=penalties).penalty == 1e3
     assert fit_ridge(x, y, penalties=penalties).penalty == 1e-6  # the test has power
+
+
+def _with_nearly_dead_features(rows: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear signal in 40 features plus 10 ReLU-like ones, each active on two rows only:
+    1e-4 on one, 1 on the other (a random ResNet's features have such units)."""
+    x, y = _regression(rows=rows, features=40)
+    g = torch.Generator().manual_seed(1)
+    sparse = torch.zeros(rows, 10, dtype=torch.float64)
+    for j in range(10):
+        small, large = torch.randperm(rows, generator=g)[:2].tolist()
+        sparse[small, j], sparse[large, j] = 1e-4, 1.0
+    return torch.cat((x, sparse), dim=1), y
+
+
+def test_nearly_dead_features_do_not_choose_the_penalty(monkeypatch):
+    x, y = _with_nearly_dead_features()
+    probe = fit_ridge(x, y)
+    assert max(probe.val_r2) > 0.8 and probe.penalty <= 1e-2
+    # Standardised to unit variance without the floor, they swing the held-out predictions.
+    monkeypatch.setattr(ridge, "SCALE_FLOOR", 0.0)
+    unfloored = fit_ridge(x, y)
+    assert min(unfloored.val_r2) < -1.0  # the test has power
 
 
 def test_held_out_r2_tracks_signal():

@@ -88,10 +88,20 @@ class RidgeProbe:
         return ((x.double() - self.mean) / self.scale) @ self.weight + self.bias
 
 
+#: Feature scales are floored at this fraction of the median feature's standard deviation.
+SCALE_FLOOR = 1e-2
+
+
 def _standardise(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and scale. A nearly dead feature (a ReLU unit active on one row of
+    40,000) would be blown up to unit variance, and on another row it fires 1,000x larger: a
+    random ResNet's features chose the penalty from a held-out R^2 of -9 that way. So the
+    scale is at least :data:`SCALE_FLOOR` times the median feature's: such features are left
+    small instead of amplified. Constant features get scale 1 (zero after centring, no weight)
+    when the median is 0 too."""
     mean = x.mean(0)
-    # Constant features get scale 1 (they are zero after centring and carry no weight).
-    scale = x.std(0, correction=0)
+    std = x.std(0, correction=0)
+    scale = torch.maximum(std, SCALE_FLOOR * std.median())
     return mean, torch.where(scale > 1e-12, scale, torch.ones_like(scale))
 
 
