@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_finite
 from jepa_blocks._typing import Bool, Float, typecheck
 
 __all__ = [
@@ -30,16 +31,12 @@ __all__ = [
 
 
 def _require_finite(name: str, value: Tensor) -> None:
-    # A sync on CUDA; skipped while compiling or capturing a CUDA graph, where it cannot run.
-    if torch.compiler.is_compiling():
-        return
-    if value.is_cuda and torch.cuda.is_current_stream_capturing():
-        return
-    if not bool(torch.isfinite(value).all()):
-        raise ValueError(
-            f"{name} contains NaN or Inf values; clean or mask them before calling "
-            "(e.g. torch.nan_to_num, or drop the affected sequences)."
-        )
+    require_finite(
+        name,
+        value,
+        "clean or mask them before calling (e.g. torch.nan_to_num, or drop the affected "
+        "sequences).",
+    )
 
 
 # ----------------------------------------------------------------------------- quaternions

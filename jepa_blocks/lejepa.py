@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_finite
 from jepa_blocks._typing import Float, typecheck
 
 __all__ = ["LeJEPALoss", "LeJEPAOutput", "SIGReg", "sigreg", "sigreg_quadrature"]
@@ -38,16 +39,12 @@ _PREFER_FUNCTIONAL_COLLECTIVE = True
 
 
 def _check_finite(name: str, value: Tensor) -> None:
-    # A sync on CUDA; skipped while compiling or capturing a CUDA graph, where it cannot run.
-    if torch.compiler.is_compiling():
-        return
-    if value.is_cuda and torch.cuda.is_current_stream_capturing():
-        return
-    if not bool(torch.isfinite(value).all()):
-        raise ValueError(
-            f"{name} contains NaN or Inf values; SIGReg needs finite embeddings (check the "
-            "encoder's output, e.g. lower the learning rate or the autocast precision)."
-        )
+    require_finite(
+        name,
+        value,
+        "SIGReg needs finite embeddings (check the encoder's output, e.g. lower the learning "
+        "rate or the autocast precision).",
+    )
 
 
 # A one-axis shape is written " knots": ruff would read "knots" as a forward reference.
