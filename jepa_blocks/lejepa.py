@@ -272,7 +272,8 @@ def _directions(dim: int, num_slices: int, seed: int, step: Tensor) -> Tensor:
     stream = _hash31((step.to(torch.int64) & _MASK31) ^ _hash31(seed & _MASK31))
     index = torch.arange(2 * dim * num_slices, dtype=torch.int64, device=step.device)
     bits = _hash31(_hash31(index) ^ stream)
-    # 24 bits per uniform: exact in fp32, strictly inside (0, 1).
+    # 24 bits per uniform in (0, 1]: the largest, (2^24 - 0.5) * 2^-24, rounds to 1.0 in fp32
+    # (a Gaussian coordinate of 0, harmless); log(u) never sees 0.
     uniform = ((bits >> 7).to(torch.float32) + 0.5) * 2.0**-24
     u_radius, u_angle = uniform.view(2, dim, num_slices).unbind(0)
     gaussian = torch.sqrt(-2.0 * torch.log(u_radius)) * torch.cos(2 * torch.pi * u_angle)

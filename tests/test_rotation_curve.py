@@ -52,11 +52,19 @@ def test_curve_starts_at_the_untrained_floor_and_reuses_what_it_computed(
     table = capsys.readouterr().out
     assert "| run | R² | step 0 | step 7 | step 14 |" in table
     assert f"| `{smoke_run.name}` | individual | {rows[0]['individual']:.3f} |" in table
-    # A second call computes nothing again; --every keeps the multiples of its step.
+    # A second call with the same probe computes nothing again; --every keeps the multiples
+    # of its step, and the steps it leaves out stay in the file.
     calls.clear()
-    assert rotation_curve.main([str(smoke_run), "--every", "14", "--no-progress"]) == 0
+    assert rotation_curve.main([str(smoke_run), "--every", "14", "--num-pairs", "300",
+                                "--no-progress"]) == 0
     assert calls == []
     assert "| run | R² | step 0 | step 14 |" in capsys.readouterr().out
+    saved = json.loads((smoke_run / "rotation_curve.json").read_text())
+    assert [row["step"] for row in saved] == [0, 7, 14]
+    # Another probe setting is computed anew.
+    assert rotation_curve.main([str(smoke_run), "--every", "14", "--num-pairs", "200",
+                                "--no-progress"]) == 0
+    assert len(calls) == 2
 
 
 def test_curve_refuses_what_is_not_a_run(tmp_path: Path) -> None:

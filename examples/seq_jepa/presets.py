@@ -66,7 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # machine, --threads 0 (all cores) may be faster.
         "threads": 1,
     },
-    # The demo's recipe trained 25x longer: about 5,000 steps, under an hour on 2 cores.
+    # The demo's recipe trained about 17x longer (5,000 steps): roughly an hour of training on
+    # an idle 2-core machine at the demo's speed (not yet measured end to end).
     "cpu-hour": {},
     "smoke": {
         "dataset": "objects",

@@ -78,7 +78,7 @@ def _checkpoints(run: Path) -> list[tuple[int, Path]]:
 def rotation_curve(run: Path, *, num_pairs: int, every: int, progress: bool) -> list[dict]:
     """``[{step, individual, relative, action_use}]`` for step 0 (untrained) and every
     checkpoint whose step is a multiple of ``every``. Steps already in the run's
-    ``rotation_curve.json`` are not computed again."""
+    ``rotation_curve.json`` with the same ``num_pairs`` are not computed again."""
     config = _load_config(run)
     torch.manual_seed(config.seed)  # as train.py: seed, build the data, build the model
     data = build_data(config)
@@ -98,7 +98,7 @@ def rotation_curve(run: Path, *, num_pairs: int, every: int, progress: bool) -> 
     for step, path in [(0, None), *_checkpoints(run)]:
         if step % every:
             continue
-        if step in done:
+        if done.get(step, {}).get("num_pairs") == num_pairs:  # computed before, same probe
             rows.append(done[step])
             continue
         if path is not None:
@@ -112,12 +112,15 @@ def rotation_curve(run: Path, *, num_pairs: int, every: int, progress: bool) -> 
             num_pairs=num_pairs, seed=config.seed,
         )
         use = action_use(model, target, sequences) if sequences is not None else None
-        rows.append({"step": step, "individual": r2.individual, "relative": r2.relative,
-                     "action_use": use})
+        done[step] = {"step": step, "individual": r2.individual, "relative": r2.relative,
+                      "action_use": use, "num_pairs": num_pairs}
+        rows.append(done[step])
         print(f"{run.name} step {step}: individual {r2.individual:.3f} "
               f"relative {r2.relative:.3f} action use {use if use is None else round(use, 4)}",
               flush=True)
-        saved.write_text(json.dumps(rows, indent=2))  # after each step: nothing lost on a stop
+        # Every step computed so far, this call's and earlier ones' (other --every), written
+        # after each step: nothing is lost on a stop.
+        saved.write_text(json.dumps([done[k] for k in sorted(done)], indent=2))
     return rows
 
 

@@ -428,7 +428,12 @@ class Trainer:
         state = payload["state"]
         self.model.load_state_dict(state["model"])
         self.target.load_state_dict(state["target"])
+        fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        # A checkpoint written before the fused optimiser would switch it back to the
+        # per-parameter loop (load_state_dict takes the saved groups' settings).
+        for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
+            group["fused"] = flag
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"], generators={"loader": self.loader_generator})

@@ -479,7 +479,8 @@ def evaluate_sequence_model(
         view_data: ``(train, test)`` per-view data for the ridge probes, e.g. the
             :class:`~jepa_blocks.data.objects.RenderedObjects` of both splits, or the two
             sequence loaders (every view of every sequence becomes a row).
-        floor_model: an untrained copy of ``model`` for the random-init floors.
+        floor_model: an untrained copy of ``model`` for the random-init floors, on the same
+            device as ``model`` (it is not moved).
         mlp_floors: fit the MLP floors (the ridge floors are cheap and always fitted when
             ``floor_model`` and ``view_data`` are given).
         pixel_floor, pixel_size: the ridge's raw-pixel floor and its pooled side.

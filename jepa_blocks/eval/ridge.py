@@ -79,13 +79,13 @@ class RidgeProbe:
     penalties: tuple[float, ...]
 
     def predict(self, x: Float[Tensor, "n f"]) -> Float[Tensor, "n o"]:
-        """Predictions for feature rows ``x``, in float64."""
+        """Predictions for feature rows ``x`` (any device), in float64 on the CPU."""
         _check_rows("x", x)
         if x.shape[1] != self.mean.shape[0]:
             raise ValueError(
                 f"x has {x.shape[1]} features but the probe was fitted on {self.mean.shape[0]}."
             )
-        return ((x.double() - self.mean) / self.scale) @ self.weight + self.bias
+        return ((x.detach().double().cpu() - self.mean) / self.scale) @ self.weight + self.bias
 
 
 #: Feature scales are floored at this fraction of the median feature's standard deviation.
@@ -180,13 +180,13 @@ def fit_ridge(
         groups = torch.arange(n)
     elif groups.shape[0] != n:
         raise ValueError(f"groups has {groups.shape[0]} entries for {n} rows; pass one per row.")
+    groups = groups.cpu()  # the probe is fitted on the CPU in float64, whatever the input
     unique = torch.unique(groups)
     if unique.numel() < 2:
         raise ValueError(
             "the rows form a single group, so no held-out group is left to choose the penalty; "
             "pass one group id per object (or groups=None)."
         )
-    groups = groups.cpu()
     generator = torch.Generator().manual_seed(seed)
     order = unique[torch.randperm(unique.numel(), generator=generator)]
     n_val = min(unique.numel() - 1, max(1, round(val_fraction * unique.numel())))
@@ -391,6 +391,8 @@ def rotation_ridge_r2(
     stays bilinear in the two orientations) from :class:`BilinearPairFeatures` of
     ``num_pairs`` pairs of views of one object. Penalties are chosen on held-out training
     objects; the test views are only predicted (``num_pairs`` test pairs, drawn the same way).
+    (The pair features' PCA is fitted on every training view, the held-out objects included,
+    so the penalty choice sees slightly more than its fitting part; the test views never.)
 
     Args:
         z_train, latents_train, objects_train: training views: embeddings, latents (Euler
