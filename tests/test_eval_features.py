@@ -7,6 +7,7 @@ zeroed, plus the token count), so every extracted feature has an exact oracle.
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -443,6 +444,12 @@ def test_extract_view_features_errors():
         extract_view_features(model, torch.zeros(4, H, W))
     with pytest.raises(ValueError, match="batch has neither 'image'"):
         extract_view_features(model, [{"pixels": torch.zeros(2, C, H, W)}])
+    image_message = re.escape("batch['image'] must have shape (b, c, hh, ww), got (2, 1, 1, 3, 3)")
+    with pytest.raises(ValueError, match=image_message):
+        extract_view_features(model, [{"image": torch.zeros(2, 1, C, H, W)}])
+    views_message = re.escape("batch['views'] must have shape (b, k, c, hh, ww), got (2, 1, 3, 3)")
+    with pytest.raises(ValueError, match=views_message):
+        extract_view_features(model, [{"views": torch.zeros(2, C, H, W)}])
     with pytest.raises(ValueError, match=r"batch\['latents'\] must have shape \(2, 3, L\)"):
         extract_view_features(
             model, [{"views": torch.zeros(2, 3, C, H, W), "latents": torch.zeros(2, 7)}]

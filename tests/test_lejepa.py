@@ -408,6 +408,25 @@ def test_function_bad_input() -> None:
         sigreg(z, _unit(4, 3, dtype=torch.float32), knots=torch.arange(3.0), weights=torch.ones(4))
 
 
+def test_shape_errors_name_the_expected_shape() -> None:
+    # The checks behind the type annotations (they guard calls with type checking off).
+    raw = inspect.unwrap(sigreg)
+    with pytest.raises(ValueError, match=r"z must have shape \(\.\.\., n, d\), got \(4,\)"):
+        raw(torch.randn(4), _unit(4, 3, dtype=torch.float32))
+    with pytest.raises(ValueError, match=r"knots must be 1-D with >= 2 entries, got \(1,\)"):
+        raw(torch.randn(10, 4), _unit(4, 3, dtype=torch.float32), knots=torch.zeros(1))
+    forward = inspect.unwrap(SIGReg.forward)
+    module = SIGReg(8)
+    with pytest.raises(ValueError, match=r"z has no views \(v = 0\)"):
+        forward(module, torch.randn(0, 10, 4))
+    with pytest.raises(ValueError, match="z has width d = 0"):
+        forward(module, torch.randn(10, 0))
+    assert int(module.step) == 0
+    loss_forward = inspect.unwrap(LeJEPALoss.forward)
+    with pytest.raises(ValueError, match=r"global_views must have shape \(vg >= 1, n, d\)"):
+        loss_forward(LeJEPALoss(sigreg=SIGReg(8)), torch.randn(10, 4))
+
+
 def test_constructor_errors() -> None:
     with pytest.raises(ValueError, match="num_slices must be >= 1, got 0"):
         SIGReg(0)
