@@ -146,6 +146,20 @@ def probe(step, loss):
         f.write(json.dumps(rec) + "\n")
 
 
+def after_step(loss: torch.Tensor, seconds: float) -> None:
+    """The bookkeeping of both loops: time, loss, a progress line, the probes due now."""
+    global step, train_s
+    train_s += seconds
+    losses.append(float(loss.detach()))
+    step += 1
+    if step % 50 == 0:
+        print(
+            f"step {step} loss {sum(losses[-50:]) / 50:.4f} {train_s / step:.3f}s/step", flush=True
+        )
+    if step in eval_at:
+        probe(step, sum(losses[-20:]) / len(losses[-20:]))
+
+
 train_s = 0.0
 step = 0
 epoch = 0
@@ -172,16 +186,7 @@ if a.variant == "supervised-rot":
         sopt.zero_grad()
         loss.backward()
         sopt.step()
-        train_s += time.time() - t
-        losses.append(float(loss.detach()))
-        step += 1
-        if step % 50 == 0:
-            print(
-                f"step {step} loss {sum(losses[-50:]) / 50:.4f} {train_s / step:.3f}s/step",
-                flush=True,
-            )
-        if step in eval_at:
-            probe(step, sum(losses[-20:]) / len(losses[-20:]))
+        after_step(loss, time.time() - t)
 while step < a.steps:
     ds.set_epoch(epoch)
     g = torch.Generator().manual_seed(a.seed * 1000 + epoch)
@@ -196,16 +201,7 @@ while step < a.steps:
         opt.step()
         lrs.step()
         target.update(online_for_target(model))
-        train_s += time.time() - t
-        losses.append(float(loss.detach()))
-        step += 1
-        if step % 50 == 0:
-            print(
-                f"step {step} loss {sum(losses[-50:]) / 50:.4f} {train_s / step:.3f}s/step",
-                flush=True,
-            )
-        if step in eval_at:
-            probe(step, sum(losses[-20:]) / len(losses[-20:]))
+        after_step(loss, time.time() - t)
         if step >= a.steps:
             break
     epoch += 1
