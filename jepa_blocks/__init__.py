@@ -30,6 +30,7 @@ from jepa_blocks.ema import (
 )
 from jepa_blocks.lejepa import LeJEPALoss, LeJEPAOutput, SIGReg, sigreg, sigreg_quadrature
 from jepa_blocks.losses import SeqJEPALoss, seq_jepa_loss
+from jepa_blocks.monitors import CollapseMonitor, CollapseWarning
 from jepa_blocks.predictor import PREDICTOR_MODES, ConditionedPredictor
 from jepa_blocks.tokens import ViewActionConcat
 from jepa_blocks.vicreg import VICRegLoss, covariance, variance
@@ -76,6 +77,9 @@ __all__ = [
     "LeJEPALoss",
     "LeJEPAOutput",
     "VICRegLoss",
+    # collapse monitors
+    "CollapseMonitor",
+    "CollapseWarning",
     "variance",
     "covariance",
     # backbones

@@ -158,6 +158,17 @@ def test_rankme_matches_numpy(n, d, seed):
     assert rankme(torch.from_numpy(z).float()) == pytest.approx(rankme_oracle(z), rel=1e-4)
 
 
+@pytest.mark.parametrize("eps", [0.0, 1e-3, 0.05, 0.5])
+def test_rankme_eps_is_used(eps):
+    """A non-default eps changes the value as the formula says (dropping eps from the
+    implementation passed every test before this one)."""
+    z = np.random.default_rng(3).normal(size=(40, 8)) * np.linspace(0.1, 3.0, 8)
+    value = rankme(torch.from_numpy(z), eps=eps)
+    assert value == pytest.approx(rankme_oracle(z, eps=eps), rel=1e-9)
+    if eps >= 0.05:  # large enough to move RankMe well beyond float noise
+        assert abs(value - rankme(torch.from_numpy(z), eps=0.0)) > 0.05
+
+
 def test_rankme_scale_invariant_bounded_and_zero():
     z = torch.randn(64, 6)
     assert rankme(3.0 * z) == pytest.approx(rankme(z), rel=1e-6)
