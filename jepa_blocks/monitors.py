@@ -14,8 +14,8 @@ on a sample of a training step's embeddings the gauges the JEPA issue trackers p
   when the variance sits in a few directions. Being scale-free, it does not see a collapse to
   a point with isotropic jitter (that looks Gaussian once standardised): ``std_ratio`` and
   ``rankme`` do.
-- ``teacher_cosine`` (EMA methods, when the target's embeddings of the same inputs are given):
-  the mean cosine between online and target embeddings; the teacher-student drift.
+- ``teacher_cosine`` (EMA methods, given online and target embeddings of the same inputs):
+  the mean cosine between them; the teacher-student drift.
 
 It warns (:class:`CollapseWarning`, naming the metric, its value and the step) when a gauge
 crosses its threshold, once per crossing.
@@ -58,7 +58,7 @@ class CollapseMonitor:
             z = encoder(batch)                      # (n, d) or (v, n, d)
             ...
             if monitor.due(step):
-                log(monitor(z, step=step, target=target_z))   # dict of floats
+                log(monitor(z, step=step, teacher=(z, target_z)))   # dict of floats
 
     Args:
         every: measure at steps that are multiples of ``every`` (see :meth:`due`).
@@ -126,7 +126,7 @@ class CollapseMonitor:
         embeddings: Float[Tensor, "*samples d"],
         *,
         step: int,
-        target: Float[Tensor, "*samples d"] | None = None,
+        teacher: tuple[Float[Tensor, "*pairs d"], Float[Tensor, "*pairs d"]] | None = None,
     ) -> dict[str, float]:
         """Measure the gauges on ``embeddings`` (leading axes are flattened into samples),
         append them to :attr:`history`, warn on a crossing, and return them.
@@ -134,27 +134,31 @@ class CollapseMonitor:
         Args:
             embeddings: ``(n, d)``, or e.g. ``(b, v, d)`` for several views per sample.
             step: the training step, for the history and the warnings.
-            target: the EMA target's embeddings of the same inputs, same shape, for
-                ``teacher_cosine``.
+            teacher: ``(online, target)``: the online network's and the EMA target's
+                embeddings of the same inputs (e.g. of one view), same shape, for
+                ``teacher_cosine``; they need not be the rows of ``embeddings``.
 
         Raises:
-            ValueError: fewer than 2 dimensions or samples, NaN/Inf, a target of another
-                shape. Nothing is recorded then.
+            ValueError: fewer than 2 dimensions or samples, NaN/Inf, a teacher pair of two
+                shapes. Nothing is recorded then.
         """
         with torch.no_grad():  # not a decorator: warnings point at the caller's line
-            return self._measure(embeddings, step, target)
+            return self._measure(embeddings, step, teacher)
 
-    def _measure(self, embeddings: Tensor, step: int, target: Tensor | None) -> dict[str, float]:
-        z = self._rows("embeddings", embeddings)
-        t = None
-        if target is not None:
-            if target.shape != embeddings.shape:
+    def _measure(
+        self, embeddings: Tensor, step: int, teacher: tuple[Tensor, Tensor] | None
+    ) -> dict[str, float]:
+        z = self._subsample(self._rows("embeddings", embeddings))
+        pair = None
+        if teacher is not None:
+            online, target = teacher
+            if online.shape != target.shape:
                 raise ValueError(
-                    f"target has shape {tuple(target.shape)} but embeddings "
-                    f"{tuple(embeddings.shape)}; pass the target's embeddings of the same inputs."
+                    f"teacher pair has shapes {tuple(online.shape)} (online) and "
+                    f"{tuple(target.shape)} (target); pass both networks' embeddings of the "
+                    "same inputs."
                 )
-            t = self._rows("target", target)
-        z, t = self._subsample(z), None if t is None else self._subsample(t)
+            pair = self._rows("teacher online", online), self._rows("teacher target", target)
         n, d = z.shape
         metrics: dict[str, float] = {"step": float(step), "samples": float(n)}
         metrics["rankme"] = rankme(z, eps=self.rankme_eps)
@@ -162,9 +166,9 @@ class CollapseMonitor:
         normalised = torch.nn.functional.normalize(z, dim=1)
         metrics["std_ratio"] = float(normalised.std(dim=0).mean()) * math.sqrt(d)
         metrics["sigreg"] = float(self.sigreg(_standardise(z)))
-        if t is not None:
+        if pair is not None:
             metrics["teacher_cosine"] = float(
-                torch.nn.functional.cosine_similarity(z, t, dim=1).mean()
+                torch.nn.functional.cosine_similarity(*pair, dim=1).mean()
             )
         self.history.append(metrics)
         self._check(metrics, n, d)

@@ -25,7 +25,7 @@ def test_gauges_equal_their_formulas():
     z = gaussian(300, 24) * torch.linspace(0.2, 2.0, 24) + 0.5
     t = z + 0.3 * gaussian(300, 24, seed=1)
     monitor = jb.CollapseMonitor(every=1, rankme_eps=0.05, num_slices=64, seed=3)
-    got = monitor(z, step=7, target=t)
+    got = monitor(z, step=7, teacher=(z, t))
     zn = z.double().numpy()
     assert got["step"] == 7 and got["samples"] == 300
     # A non-default eps, so that a monitor dropping it would fail.
@@ -128,20 +128,28 @@ def test_standardise_keeps_shape_and_handles_a_point():
 
 
 @pytest.mark.parametrize(
-    ("embeddings", "target", "match"),
+    ("embeddings", "teacher", "match"),
     [
         (torch.randn(8), None, r"shape \(n, d\) or \(\.\.\., n, d\), got \(8,\)"),
         (torch.randn(1, 8), None, "1 samples of width 8; the gauges need at least 2"),
         (torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), None, "embeddings contains NaN"),
-        (torch.randn(4, 8), torch.randn(4, 7), r"target has shape \(4, 7\) but embeddings"),
-        (torch.randn(4, 8), torch.full((4, 8), float("inf")), "target contains NaN or Inf"),
+        (
+            torch.randn(4, 8),
+            (torch.randn(4, 8), torch.randn(4, 7)),
+            r"teacher pair has shapes \(4, 8\) \(online\) and \(4, 7\) \(target\)",
+        ),
+        (
+            torch.randn(4, 8),
+            (torch.randn(4, 8), torch.full((4, 8), float("inf"))),
+            "teacher target contains NaN or Inf",
+        ),
     ],
 )
-def test_bad_input_is_rejected_and_nothing_recorded(embeddings, target, match):
+def test_bad_input_is_rejected_and_nothing_recorded(embeddings, teacher, match):
     monitor = jb.CollapseMonitor(warn=False)
     monitor(torch.randn(8, 4), step=0)
     with pytest.raises(ValueError, match=match):
-        monitor(embeddings, step=1, target=target)
+        monitor(embeddings, step=1, teacher=teacher)
     assert len(monitor.history) == 1
 
 

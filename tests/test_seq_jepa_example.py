@@ -235,3 +235,28 @@ def test_results_table_puts_each_r2_beside_its_floors() -> None:
     assert "relative rotation, ridge 0.610 0.200 0.100" in lines
     assert "individual rotation, ridge 0.700 0.250 0.150" in lines
     assert "path R^2 0.900 0.500" in lines and "random init 0.800 0.100" in lines
+
+
+def test_sigreg_variant_loss_is_the_weighted_sum_without_stop_gradient() -> None:
+    """seq-jepa-sigreg: (1 - lam) (1 - cos(z_hat, f(x_{M+1}))) + lam SIGReg(every view), the
+    target view encoded by the online encoder with its gradient, no EMA copy."""
+    torch.manual_seed(0)
+    config = SeqJEPAConfig(**TINY, variant="seq-jepa-sigreg", sigreg_lambda=0.3)
+    model = build_model(config)
+    assert build_target(model, jb.CosineMomentum(total_steps=10)) is None
+    views, actions = _batch()
+    views.requires_grad_(True)
+    loss, out = compute_loss(model, None, views, actions)
+    z_all = torch.cat((out["z"], out["z_target"][:, None]), dim=1)  # (b, m + 1, dv)
+    # The target is the online encoder's embedding of the last view (same BN call).
+    assert out["z_target"].shape == out["z"][:, 0].shape
+    prediction = jb.seq_jepa_loss(out["z_hat"], out["z_target"])
+    regulariser = jb.SIGReg(1024, seed=0)(z_all.transpose(0, 1))
+    torch.testing.assert_close(loss, 0.7 * prediction + 0.3 * regulariser)
+    loss.backward()
+    assert views.grad[:, -1].abs().sum() > 0  # no stop-gradient on the target view
+
+
+def test_sigreg_lambda_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"sigreg_lambda must be in \[0, 1\].*got 1.5"):
+        SeqJEPAConfig(variant="seq-jepa-sigreg", sigreg_lambda=1.5)

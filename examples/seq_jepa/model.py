@@ -7,6 +7,12 @@
     z_hat = h([z_agg ; e(a_M)])                   ConditionedPredictor
     loss = 1 - cos(z_hat, sg(f_ema(x_{M+1})))     SeqJEPALoss + EMATarget
 
+The ``seq-jepa-sigreg`` variant replaces the EMA target by SIGReg (LeJEPA's regulariser): no
+EMA, no stop-gradient, the target view encoded by the online encoder in the same call as the
+observed views, and ``loss = (1 - lam) (1 - cos(z_hat, f(x_{M+1}))) + lam SIGReg(z_1..z_{M+1})``
+with SIGReg on every view's encoder output (the embeddings the predictor targets) and
+``lam = sigreg_lambda`` (0.05, LeJEPA's). No published work has run this combination.
+
 Only public names of ``jepa_blocks`` are used here (DESIGN.md: if an example needs a private
 name, a block is missing). The online network and its EMA target are separate modules so that
 the online one can be wrapped in DistributedDataParallel and the target never is.
@@ -38,7 +44,7 @@ from torch import Tensor, nn
 
 import jepa_blocks as jb
 
-VARIANTS = ("seq-jepa", "no-action", "tokens-only", "predictor-only", "byol")
+VARIANTS = ("seq-jepa", "no-action", "tokens-only", "predictor-only", "byol", "seq-jepa-sigreg")
 #: How many ActionEncoder (BatchNorm) calls embed a sequence's actions; see the module docstring.
 ACTION_NORM_CALLS = ("single", "separate", "separate-zero-slot")
 
@@ -76,6 +82,9 @@ class SeqJEPAConfig:
     byol_proj_hidden: int = 2048
     byol_proj_dim: int = 2048
     byol_pred_hidden: int = 512
+    # seq-jepa-sigreg only: the weight lam of SIGReg and its number of directions
+    sigreg_lambda: float = 0.05
+    sigreg_slices: int = 1024
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -89,13 +98,24 @@ class SeqJEPAConfig:
                 "call, the 'separate' modes are the official code's two calls."
             )
 
+        if not 0.0 <= self.sigreg_lambda <= 1.0:
+            raise ValueError(
+                f"sigreg_lambda must be in [0, 1] (the loss is (1 - lam) prediction + lam "
+                f"SIGReg), got {self.sigreg_lambda}; LeJEPA uses 0.05."
+            )
+
     @property
     def actions_in_tokens(self) -> bool:
-        return self.variant in ("seq-jepa", "tokens-only")
+        return self.variant in ("seq-jepa", "tokens-only", "seq-jepa-sigreg")
 
     @property
     def actions_in_predictor(self) -> bool:
-        return self.variant in ("seq-jepa", "predictor-only")
+        return self.variant in ("seq-jepa", "predictor-only", "seq-jepa-sigreg")
+
+    @property
+    def uses_ema(self) -> bool:
+        """Whether the target comes from an EMA copy (all but ``seq-jepa-sigreg``)."""
+        return self.variant != "seq-jepa-sigreg"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +158,8 @@ class SeqJEPA(nn.Module):
             hidden=config.pred_hidden,
             mode=config.predictor_mode,
         )
+        # Its direction step is a buffer: saved with the model, so a resume is exact.
+        self.sigreg = None if config.uses_ema else jb.SIGReg(config.sigreg_slices, seed=0)
 
     @property
     def dim_view(self) -> int:
@@ -188,10 +210,12 @@ class SeqJEPA(nn.Module):
     def forward(self, views: Tensor, actions: Tensor) -> dict[str, Tensor]:
         """Training pass on ``views (b, m+1, c, h, w)`` and ``actions (b, m, da)``.
 
-        The target view ``views[:, -1]`` is not encoded here: it goes through the EMA target.
+        The target view ``views[:, -1]`` is not encoded here: it goes through the EMA target
+        (except for ``seq-jepa-sigreg``, which encodes all m + 1 views in one call).
 
         Returns:
-            ``z`` (b, m, dv), ``z_agg`` (b, d) and the prediction ``z_hat`` (b, dv).
+            ``z`` (b, m, dv), ``z_agg`` (b, d) and the prediction ``z_hat`` (b, dv); for
+            ``seq-jepa-sigreg`` also ``z_target`` (b, dv), the online target embedding.
         """
         if views.dim() != 5 or actions.dim() != 3 or views.shape[0] != actions.shape[0]:
             raise ValueError(
@@ -204,7 +228,12 @@ class SeqJEPA(nn.Module):
                 f"{views.shape[1]} views but {m} actions: a sequence of m + 1 views has m "
                 "actions (a_i takes view i to view i + 1)."
             )
-        z = self.encode(views[:, :m])
+        if self.sigreg is None:
+            z = self.encode(views[:, :m])
+            z_target = None
+        else:  # one call: the target view shares the observed views' BatchNorm statistics
+            z_all = self.encode(views)
+            z, z_target = z_all[:, :m], z_all[:, m]
         embedded = self._embed_token_actions(actions)
         z_agg = self.aggregator(self._tokens(z, embedded))
         condition = None
@@ -214,7 +243,10 @@ class SeqJEPA(nn.Module):
             else:  # the official code's second call: a_M alone, b rows, its own BN statistics
                 condition = self._embed_actions(actions[:, -1])
         z_hat = self.predictor(z_agg, condition)
-        return {"z": z, "z_agg": z_agg, "z_hat": z_hat}
+        out = {"z": z, "z_agg": z_agg, "z_hat": z_hat}
+        if z_target is not None:
+            out["z_target"] = z_target
+        return out
 
 
 class BYOL(nn.Module):
@@ -269,11 +301,26 @@ def build_model(config: SeqJEPAConfig) -> SeqJEPA | BYOL:
     return BYOL(config) if config.variant == "byol" else SeqJEPA(config)
 
 
-def build_target(model: SeqJEPA | BYOL, schedule: jb.MomentumSchedule) -> jb.EMATarget:
+def build_target(
+    model: SeqJEPA | BYOL, schedule: jb.MomentumSchedule
+) -> jb.EMATarget | None:
     """The EMA target: the encoder for seq-JEPA (spec §1.2: only the backbone has a target
-    copy), encoder + projector for BYOL."""
+    copy), encoder + projector for BYOL, none for ``seq-jepa-sigreg``."""
+    if not model.config.uses_ema:
+        return None
     online = model.online if isinstance(model, BYOL) else model.encoder
     return jb.EMATarget(online, schedule=schedule)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP and ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def online_for_target(model: SeqJEPA | BYOL) -> nn.Module:
@@ -281,13 +328,28 @@ def online_for_target(model: SeqJEPA | BYOL) -> nn.Module:
     return model.online if isinstance(model, BYOL) else model.encoder
 
 
+def target_encoder(model: SeqJEPA | BYOL, target: jb.EMATarget | None) -> nn.Module | None:
+    """The EMA copy of the encoder alone (its output is comparable with ``z``), or None."""
+    if target is None:
+        return None
+    return target.target["encoder"] if isinstance(model, BYOL) else target
+
+
 def compute_loss(
-    model: nn.Module, target: jb.EMATarget, views: Tensor, actions: Tensor
+    model: nn.Module, target: jb.EMATarget | None, views: Tensor, actions: Tensor
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """One forward of the online network (possibly DDP-wrapped) and the loss against the EMA
-    target. Works for both seq-JEPA and BYOL."""
+    """One forward of the online network (possibly DDP-wrapped or compiled) and the loss
+    against the EMA target, or with SIGReg for ``seq-jepa-sigreg`` (``target`` None).
+    Works for seq-JEPA, its ablations and BYOL."""
     out = model(views, actions)
-    plain = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    plain = _unwrap(model)
+    if plain.config.variant == "seq-jepa-sigreg":
+        lam = plain.config.sigreg_lambda
+        prediction = jb.seq_jepa_loss(out["z_hat"], out["z_target"])  # no stop-gradient
+        z_all = torch.cat((out["z"], out["z_target"][:, None]), dim=1)
+        regulariser = plain.sigreg(z_all.transpose(0, 1).float())  # (views, b, dv)
+        out["prediction_loss"], out["sigreg"] = prediction.detach(), regulariser.detach()
+        return (1 - lam) * prediction + lam * regulariser, out
     if isinstance(plain, BYOL):
         with torch.no_grad():
             pair = _encode_views(target.target["encoder"], views[:, :2])

@@ -93,6 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "depth": 1,
         "pred_hidden": 128,
         "log_every": 1,
+        "monitor_every": 1,
     },
     "paper-3diebench": {
         **PAPER_COMMON,
@@ -159,6 +160,8 @@ class TrainConfig:
     # single (ours: one BatchNorm call for all actions) | separate | separate-zero-slot (the
     # official code's two calls, 3DIEBench and augmentation/saccade layouts): model.py
     action_norm_calls: str = "single"
+    # seq-jepa-sigreg: loss = (1 - lam) prediction + lam SIGReg (LeJEPA's lam)
+    sigreg_lambda: float = 0.05
     epochs: int = 25
     batch_size: int = 64  # GLOBAL batch: split evenly across torchrun ranks
     lr: float = 4e-4
@@ -185,6 +188,9 @@ class TrainConfig:
     sync_bn: bool = False
     nan_policy: str = "stop"  # stop | skip
     log_every: int = 10
+    # CollapseMonitor (RankMe, per-dim std, SIGReg statistic, teacher cosine) every k steps;
+    # 0 turns it off. It does not change the training (a no-grad look at the step's embeddings).
+    monitor_every: int = 25
     save_every_steps: int = 0  # 0: at epoch ends only
     save_every_epochs: int = 1  # at every k-th epoch end (and the last); SIGTERM always saves
     keep_last: int = 3
@@ -196,6 +202,7 @@ class TrainConfig:
 
 #: Fields that may differ between a run and its resumption.
 OPERATIONAL_FIELDS = (
+    "monitor_every",
     "data_dir",
     "num_workers",
     "threads",

@@ -98,17 +98,24 @@ def format_results_table(
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(history: list[dict[str, float]], metrics: dict[str, Any], path: Path) -> None:
-    """Three panels: training loss, top-1 vs M_val, path-integration R^2 vs M."""
+def plot_curves(
+    history: list[dict[str, float]],
+    metrics: dict[str, Any],
+    path: Path,
+    *,
+    monitor: list[dict[str, float]] | None = None,
+) -> None:
+    """Four panels: training loss, top-1 vs M_val, path-integration R^2 vs M, and the
+    collapse monitor's gauges against steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     if history:
         axes[0].plot([r["step"] for r in history], [r["loss"] for r in history], lw=1)
-    axes[0].set(title="training loss (1 - cos)", xlabel="step", ylabel="loss")
+    axes[0].set(title="training loss", xlabel="step", ylabel="loss")
     top1 = metrics.get("top1_agg") or {}
     if top1:
         axes[1].plot([int(m) for m in top1], [100 * v for v in top1.values()], "o-", label="z_agg")
@@ -125,6 +132,15 @@ def plot_curves(history: list[dict[str, float]], metrics: dict[str, Any], path: 
             axes[2].plot([int(m) for m in values], list(values.values()), "o-", label=label)
     axes[2].set(title="path integration R^2", xlabel="observations M", ylabel="R^2")
     axes[2].legend()
+    if monitor:
+        steps = [row["step"] for row in monitor]
+        for key, label in (("rankme_fraction", "RankMe / min(n, d)"),
+                           ("std_ratio", "std of normalised z x sqrt(d)"),
+                           ("teacher_cosine", "online-target cosine")):
+            if all(key in row for row in monitor):
+                axes[3].plot(steps, [row[key] for row in monitor], "o-", ms=3, label=label)
+        axes[3].legend()
+    axes[3].set(title="collapse monitor (0: collapsed)", xlabel="step", ylim=(0, 1.05))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""Train seq-JEPA (or an ablation, or the BYOL baseline), evaluate it, and report.
+"""Train seq-JEPA (or an ablation, the BYOL baseline, or seq-JEPA with SIGReg in place of the
+EMA target), evaluate it, and report.
 
     python examples/seq_jepa/train.py                       # demo: built-in data, CPU, < 10 min
     python examples/seq_jepa/train.py --preset smoke        # seconds
@@ -12,7 +13,8 @@ to ``final_lr`` (the official code's cosine is overwritten by a constant LR), a 
 wrapper under torchrun (the official ``--distributed`` trains independent models), workers
 seeded per (seed, epoch, index), probes on a backbone in eval mode.
 
-Writes ``OUT/config.json``, ``OUT/metrics.json`` (the loss history; probe results unless
+Writes ``OUT/config.json``, ``OUT/metrics.json`` (the loss history; the collapse monitor's
+gauges every ``--monitor-every`` steps, a ``CollapseWarning`` when one crosses; probe results unless
 ``--no-evaluate``, each R^2 beside its floors: the same probe on the run's untrained
 initialisation, and on pixels for the ridge probes), ``OUT/curves.png`` (after an
 evaluation) and ``OUT/checkpoints/`` (atomic, last K and best; ``--resume`` continues from
@@ -51,6 +53,7 @@ from model import (  # noqa: E402
     build_target,
     compute_loss,
     online_for_target,
+    target_encoder,
 )
 from presets import OPERATIONAL_FIELDS, PRESETS, TrainConfig  # noqa: E402
 from report import format_results_table, plot_curves  # noqa: E402
@@ -145,6 +148,15 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         )
     if config.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise SystemExit(f"error: unknown --precision {config.precision!r}.")
+    if config.monitor_every < 0:
+        raise SystemExit(
+            f"error: --monitor-every must be >= 0 (0 turns the collapse monitor off), got "
+            f"{config.monitor_every}."
+        )
+    if not 0.0 <= config.sigreg_lambda <= 1.0:
+        raise SystemExit(
+            f"error: --sigreg-lambda must be in [0, 1], got {config.sigreg_lambda} (LeJEPA: 0.05)."
+        )
     if config.threads < 0:
         raise SystemExit(
             f"error: --threads must be >= 0 (0: torch's default), got {config.threads}."
@@ -185,13 +197,19 @@ def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
         pred_hidden=config.pred_hidden,
         dropout=config.dropout,
         action_norm_calls=config.action_norm_calls,
+        sigreg_lambda=config.sigreg_lambda,
     )
 
 
 #: Checked fields added after checkpoints were written without them, with the value those
 #: runs had: left out of the check while they hold it, so such runs still resume (in a
 #: mismatch message, '<missing>' for one of these fields means this default).
-ADDED_FIELD_DEFAULTS: dict[str, Any] = {"action_norm_calls": "single", "nuisances": "view"}
+ADDED_FIELD_DEFAULTS: dict[str, Any] = {
+    "action_norm_calls": "single",
+    "nuisances": "view",
+    "sigreg_lambda": 0.05,
+    "sigreg_slices": 1024,
+}
 
 
 def checked_config(config: TrainConfig, model_cfg: SeqJEPAConfig) -> dict[str, Any]:
@@ -358,8 +376,16 @@ class Trainer:
         schedule = jb.CosineMomentum(
             config.ema_base, config.ema_final, total_steps=self.total_steps
         )
-        self.target = build_target(self.model, schedule).to(self.device)
-        self.target.train()  # the target's BN uses batch statistics, as the official code
+        self.target = build_target(self.model, schedule)  # None for seq-jepa-sigreg
+        if self.target is not None:
+            self.target = self.target.to(self.device)
+            self.target.train()  # the target's BN uses batch statistics, as the official code
+        self.sigreg = getattr(self.model, "sigreg", None)  # seq-jepa-sigreg's direction stream
+        self.monitor = (
+            jb.CollapseMonitor(config.monitor_every, warn=self.dist.is_main)
+            if config.monitor_every
+            else None
+        )
         self.optimizer = build_optimizer(self.model, config, self.device)
         warmup_steps = self.steps_per_epoch * config.warmup_epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -405,7 +431,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
-            "target": self.target.state_dict(),
+            "target": None if self.target is None else self.target.state_dict(),
+            "monitor": None if self.monitor is None else self.monitor.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -427,7 +454,10 @@ class Trainer:
             return
         state = payload["state"]
         self.model.load_state_dict(state["model"])
-        self.target.load_state_dict(state["target"])
+        if self.target is not None:
+            self.target.load_state_dict(state["target"])
+        if self.monitor is not None and state.get("monitor"):  # older checkpoints have none
+            self.monitor.load_state_dict(state["monitor"])
         fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
         # A checkpoint written before the fused optimiser would switch it back to the
@@ -480,14 +510,15 @@ class Trainer:
         skip_policy = self.config.nan_policy == "skip"
         # The forward already updates BatchNorm running statistics (online and target): a
         # skipped step must leave no trace, so keep a copy to put back (small: BN buffers).
-        buffers = [b for m in (self.model, self.target) for b in m.buffers()] if skip_policy else []
+        modules = [m for m in (self.model, self.target) if m is not None]
+        buffers = [b for m in modules for b in m.buffers()] if skip_policy else []
         saved = [b.clone() for b in buffers]
         with torch.autocast(
             self.device.type,
             dtype=self.autocast or torch.float32,
             enabled=self.autocast is not None,
         ):
-            loss, _ = compute_loss(self.network, self.target, views, actions)
+            loss, out = compute_loss(self.network, self.target, views, actions)
         if skip_policy and not self._all_finite(loss):
             # A skip needs the answer before the optimiser step: one host sync per step.
             with torch.no_grad():
@@ -502,8 +533,33 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        self.target.update(online_for_target(self.model))
+        if self.target is not None:
+            self.target.update(online_for_target(self.model))
+        if self.sigreg is not None:
+            self.sigreg.advance()
+        if self.monitor is not None and self.monitor.due(self.global_step):
+            self._monitor(views, out["z"])
         return loss.detach()
+
+    def _monitor(self, views: torch.Tensor, z: torch.Tensor) -> None:
+        """The collapse gauges on this step's view embeddings (``z``, before the update) and,
+        for EMA variants, the target encoder's embeddings of view 1 for the teacher cosine.
+        That extra target forward runs in train mode, as the target does in training, and
+        its BatchNorm buffers are put back: monitoring leaves the run unchanged."""
+        z = z.detach().float()
+        if not bool(torch.isfinite(z).all()):  # a diverged step: the loss check reports it
+            return
+        teacher = target_encoder(self.model, self.target)
+        pair = None
+        if teacher is not None:
+            buffers = list(self.target.buffers())
+            saved = [b.clone() for b in buffers]
+            with torch.no_grad():
+                first = teacher(views[:, 0]).float()
+                for buffer, copy in zip(buffers, saved, strict=True):
+                    buffer.copy_(copy)
+            pair = (z[:, 0], first)
+        self.monitor(z, step=self.global_step, teacher=pair)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank: under DDP the ranks must skip together,
@@ -572,13 +628,14 @@ class Trainer:
             )
         pending: list[tuple[int, torch.Tensor, float, float]] = []
         self.network.train()
-        self.target.train()
+        if self.target is not None:
+            self.target.train()
         try:
             while self.epoch < config.epochs:
                 started = time.perf_counter()
                 for batch in self._loader():
                     lr = self.optimizer.param_groups[0]["lr"]
-                    momentum = self.target.momentum
+                    momentum = self.target.momentum if self.target is not None else 0.0
                     loss = self._step(batch)
                     pending.append((self.global_step, loss, lr, momentum))
                     self.global_step += 1
@@ -630,7 +687,8 @@ class Trainer:
     def parameter_checksums(self) -> tuple[str, str]:
         """Checksums of the online and EMA-target parameters, logged by every rank at the end:
         under DDP they must agree (rank 0 alone saves checkpoints)."""
-        return parameter_checksum(self.model), parameter_checksum(self.target)
+        target = "none" if self.target is None else parameter_checksum(self.target)
+        return parameter_checksum(self.model), target
 
     # -------------------------------------------------------------- evaluation and report
 
@@ -699,12 +757,18 @@ class Trainer:
     def report(self, metrics: dict[str, Any], *, evaluated: bool = True) -> None:
         """``metrics.json`` always (the loss history is there); curves and table only after
         an evaluation."""
-        report = {**metrics, "loss_history": self.history, "skipped_steps": self.skipped_steps}
+        monitor = [] if self.monitor is None else self.monitor.history
+        report = {
+            **metrics,
+            "loss_history": self.history,
+            "collapse_monitor": monitor,
+            "skipped_steps": self.skipped_steps,
+        }
         (self.out / "metrics.json").write_text(
             json.dumps(_finite_or_null(report), indent=2, allow_nan=False)
         )
         if evaluated:
-            plot_curves(self.history, metrics, self.out / "curves.png")
+            plot_curves(self.history, metrics, self.out / "curves.png", monitor=monitor)
             print(format_results_table(metrics, self.config, self.model_cfg, self.device))
 
 
