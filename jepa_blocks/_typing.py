@@ -7,7 +7,8 @@ axis   meaning
 ====== ==============================================================
 b      batch (sequences in a batch)
 m      views (observation tokens) in a sequence; ``m + 1`` with the target
-n      tokens seen by attention (``m`` plus the [AGG] token)
+n      tokens seen by attention (``m`` plus the [AGG] token); in the regularisers,
+       losses and monitors on embeddings (SIGReg, VICReg, CollapseMonitor): samples
 h      attention heads
 dh     width of one head (``dim // heads``)
 d      model width of a block (``dim``)
@@ -17,6 +18,10 @@ de     action-embedding width (128 in the paper)
 dc     conditioning width of a predictor
 p      parameters of a transformation (crop i, j, h, w, jitter, blur, ...)
 c      image channels; ``hh``, ``ww`` image height and width
+views  views stacked on the first axis of a regulariser's input (mean over them)
+vg, vl global and local views (LeJEPA)
+slices SIGReg's projection directions (``num_slices``)
+knots  SIGReg's integration knots
 ====== ==============================================================
 
 Runtime checking: every public forward is wrapped in :func:`typecheck`. With the environment
