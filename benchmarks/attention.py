@@ -77,7 +77,7 @@ from _common import (  # noqa: E402
 try:
     from jepa_blocks import Attention, attention_core
 except ImportError:  # before the package re-exports them
-    from jepa_blocks.attention import Attention, attention_core
+    from jepa_blocks.layers.attention import Attention, attention_core
 
 __all__ = ["main", "parse_args"]
 

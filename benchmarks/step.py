@@ -16,7 +16,7 @@ Measures, in one run on one machine:
   per-parameter loop most code uses (``t.mul_(m).add_(o, alpha=1 - m)``; goal >= 3x on the
   CPU, >= 10x on a GPU), on ResNet-18 and ResNet-50;
 * on CUDA only: the aggregator's forward+backward eager against captured as a CUDA graph
-  (``jepa_blocks.cuda_graph.graph_module``; goal >= 3x);
+  (``jepa_blocks.layers.cuda_graph.graph_module``; goal >= 3x);
 * before/after at the demo's shapes (``--demo-batch`` 32): today's step (AdamW's default,
   which on the CPU is the per-parameter loop) against the step ``examples/seq_jepa/train.py``
   now takes (fused AdamW), full and encoder-alone, interleaved rep by rep (ABAB, medians)
@@ -52,7 +52,7 @@ from presets import PRESETS  # noqa: E402
 
 import jepa_blocks as jb  # noqa: E402
 from jepa_blocks.checkpoint import CheckpointManager  # noqa: E402
-from jepa_blocks.cuda_graph import graph_module  # noqa: E402
+from jepa_blocks.layers.cuda_graph import graph_module  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: torch's intra-op threads before --threads changes them (one per core): today's setting.

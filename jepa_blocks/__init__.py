@@ -16,10 +16,8 @@ from jepa_blocks.actions import (
     relative_rotation,
     relative_rotation_from_euler,
 )
-from jepa_blocks.aggregator import SequenceAggregator, TransformerBlock
-from jepa_blocks.attention import ATTENTION_CORES, SDPA_BACKENDS, Attention, attention_core
+from jepa_blocks.aggregator import SequenceAggregator
 from jepa_blocks.backbones import Backbone, create_backbone
-from jepa_blocks.cuda_graph import cuda_graph_supported, graph_module
 from jepa_blocks.ema import (
     ConstantMomentum,
     CosineMomentum,
@@ -27,6 +25,19 @@ from jepa_blocks.ema import (
     LinearMomentum,
     MomentumSchedule,
     WarmupMomentum,
+)
+from jepa_blocks.layers import (
+    ATTENTION_CORE_ENV,
+    ATTENTION_CORES,
+    SDPA_BACKENDS,
+    Attention,
+    Mlp,
+    TransformerBlock,
+    attention_core,
+    cuda_graph_supported,
+    default_attention_core,
+    graph_module,
+    set_attention_core,
 )
 from jepa_blocks.lejepa import LeJEPALoss, LeJEPAOutput, SIGReg, sigreg, sigreg_quadrature
 from jepa_blocks.losses import SeqJEPALoss, seq_jepa_loss
@@ -54,6 +65,10 @@ __all__ = [
     "ATTENTION_CORES",
     "Attention",
     "attention_core",
+    "ATTENTION_CORE_ENV",
+    "default_attention_core",
+    "set_attention_core",
+    "Mlp",
     "SDPA_BACKENDS",
     "graph_module",
     "cuda_graph_supported",

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from jepa_blocks._checks import require_finite
 from jepa_blocks._typing import Bool, Float, typecheck
+from jepa_blocks.layers.mlp import Mlp, remap_state_dict_keys
 
 __all__ = [
     "ActionEncoder",
@@ -218,11 +219,9 @@ class ActionEncoder(nn.Module):
         if hidden is None:
             self.proj: nn.Module = nn.Linear(dim_action, dim_embed, bias=False, **factory)
         else:
-            self.proj = nn.Sequential(
-                nn.Linear(dim_action, hidden, **factory),
-                nn.GELU(),
-                nn.Linear(hidden, dim_embed, **factory),
-            )
+            self.proj = Mlp(dim_action, hidden, dim_embed, act_layer=nn.GELU, **factory)
+            # Written as nn.Sequential(Linear, GELU, Linear) before the one Mlp.
+            remap_state_dict_keys(self, {"proj.0.": "proj.fc1.", "proj.2.": "proj.fc2."})
         self.norm_kind = norm
         self.norm: nn.Module
         if norm == "batch":

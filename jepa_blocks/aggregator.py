@@ -6,71 +6,15 @@ at the [AGG] position is the invariant representation ``z_agg``. There is no pos
 encoding, so the aggregator is permutation-equivariant over tokens and works at any length.
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from jepa_blocks._typing import Bool, Float, typecheck
-from jepa_blocks.attention import Attention
+from jepa_blocks.layers import Attention, TransformerBlock
 
-__all__ = ["SequenceAggregator", "TransformerBlock"]
-
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
-
-
-class TransformerBlock(nn.Module):
-    """One encoder layer with the same arithmetic as ``nn.TransformerEncoderLayer``.
-
-    ``norm_first=False`` (post-norm, PyTorch's default and the paper's):
-    ``x = norm1(x + drop(attn(x)))``, ``x = norm2(x + drop(mlp(x)))``; pre-norm otherwise.
-    Dropout acts on the attention weights, after the attention, inside the MLP and after it,
-    as in PyTorch, so weights copied from an ``nn.TransformerEncoderLayer`` give its outputs.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        *,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.1,
-        norm_first: bool = False,
-        activation: str = "relu",
-        attn_core: str = "sdpa",
-        norm_layer: type[nn.Module] = nn.LayerNorm,
-        eps: float = 1e-5,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}."
-            )
-        factory = {"device": device, "dtype": dtype}
-        hidden = int(dim * mlp_ratio)
-        if hidden < 1:
-            raise ValueError(f"mlp_ratio {mlp_ratio} gives an empty MLP for dim {dim}.")
-        self.dim = dim
-        self.norm_first = norm_first
-        self.attn = Attention(dim, heads, dropout=dropout, core=attn_core, **factory)
-        self.norm1 = norm_layer(dim, eps=eps, **factory)
-        self.norm2 = norm_layer(dim, eps=eps, **factory)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden, **factory),
-            _ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, dim, **factory),
-        )
-        self.drop1 = nn.Dropout(dropout)
-        self.drop2 = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
-        if self.norm_first:
-            x = x + self.drop1(self.attn(self.norm1(x), key_padding_mask))
-            return x + self.drop2(self.mlp(self.norm2(x)))
-        x = self.norm1(x + self.drop1(self.attn(x, key_padding_mask)))
-        return self.norm2(x + self.drop2(self.mlp(x)))
-
+__all__ = ["SequenceAggregator"]
 
 class SequenceAggregator(nn.Module):
     """Pool ``m`` tokens into ``z_agg`` through a prepended [AGG] token and a transformer.
@@ -85,8 +29,11 @@ class SequenceAggregator(nn.Module):
         final_norm: a LayerNorm after the last layer (True, as the official code).
         max_len: if given, learned positional embeddings for up to ``max_len`` view tokens
             (the paper uses none; without them any length works at inference).
-        activation: ``"relu"`` (the paper) or ``"gelu"``.
-        attn_core: the attention core of every layer (``"sdpa"``, ``"online"``, ``"naive"``).
+        act_layer: the FFN's non-linearity class (``nn.ReLU``, the paper; ``nn.GELU``).
+        attn_layer: the attention class of every layer (:class:`Attention`, whose core is the
+            library default; ``partial(Attention, core="online")`` pins one, and
+            :func:`~jepa_blocks.set_attention_core` switches a built model).
+        norm_layer: the normalisation class of the layers and the final norm (``nn.LayerNorm``).
 
     Raises:
         ValueError: ``dim`` not divisible by ``heads``, ``depth < 1``, a bad ``max_len``.
@@ -103,8 +50,9 @@ class SequenceAggregator(nn.Module):
         norm_first: bool = False,
         final_norm: bool = True,
         max_len: int | None = None,
-        activation: str = "relu",
-        attn_core: str = "sdpa",
+        act_layer: Callable[[], nn.Module] = nn.ReLU,
+        attn_layer: Callable[..., nn.Module] = Attention,
+        norm_layer: Callable[..., nn.Module] = nn.LayerNorm,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -134,13 +82,14 @@ class SequenceAggregator(nn.Module):
                 mlp_ratio=mlp_ratio,
                 dropout=dropout,
                 norm_first=norm_first,
-                activation=activation,
-                attn_core=attn_core,
+                act_layer=act_layer,
+                attn_layer=attn_layer,
+                norm_layer=norm_layer,
                 **factory,
             )
             for _ in range(depth)
         )
-        self.norm = nn.LayerNorm(dim, **factory) if final_norm else nn.Identity()
+        self.norm = norm_layer(dim, **factory) if final_norm else nn.Identity()
 
     @typecheck
     def forward_tokens(

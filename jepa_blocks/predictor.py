@@ -6,17 +6,20 @@ says "2-layer MLP, 1024"). Two other ways to inject the condition are offered, b
 as the unconditioned MLP: FiLM (Perez et al. 2018) and AdaLN-zero (Peebles & Xie 2023).
 """
 
+from functools import partial
+
 import torch
 from torch import Tensor, nn
 
 from jepa_blocks._typing import Float, typecheck
+from jepa_blocks.layers.mlp import Mlp
 
 __all__ = ["ConditionedPredictor", "PREDICTOR_MODES"]
 
 PREDICTOR_MODES = ("concat", "film", "adaln")
 
 
-class ConditionedPredictor(nn.Module):
+class ConditionedPredictor(Mlp):
     """Predict ``z_hat (b, dim_out)`` from ``x (b, dim_in)`` and a condition ``(b, dim_cond)``.
 
     Modes:
@@ -27,7 +30,8 @@ class ConditionedPredictor(nn.Module):
         ``"adaln"``: ``LayerNorm`` without affine, then the same zero-initialised shift and
         scale; in both, training starts from the unconditioned MLP.
 
-    With ``dim_cond=0`` the predictor is unconditioned (the "no predictor conditioning"
+    It is the library's :class:`Mlp` (parameters ``fc1``, ``norm``, ``fc2``) with the condition
+    injected. With ``dim_cond=0`` the predictor is unconditioned (the "no predictor conditioning"
     ablation) and ``cond`` must be ``None``.
 
     Args:
@@ -57,7 +61,6 @@ class ConditionedPredictor(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         for name, value in (("dim_in", dim_in), ("dim_out", dim_out), ("hidden", hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -68,24 +71,32 @@ class ConditionedPredictor(nn.Module):
         if norm not in ("batch", "layer"):
             raise ValueError(f"norm must be 'batch' or 'layer', got {norm!r}.")
         factory = {"device": device, "dtype": dtype}
-        self.dim_in, self.dim_cond, self.dim_out = dim_in, dim_cond, dim_out
-        self.hidden, self.mode, self.norm_kind = hidden, mode, norm
-
         width_first = dim_in + dim_cond if mode == "concat" else dim_in
-        self.fc1 = nn.Linear(width_first, hidden, bias=False, **factory)
         if mode == "adaln":
-            self.norm: nn.Module = nn.LayerNorm(hidden, elementwise_affine=False, **factory)
-        elif norm == "batch":
-            self.norm = nn.BatchNorm1d(hidden, **factory)
+            norm_layer = partial(nn.LayerNorm, elementwise_affine=False)
         else:
-            self.norm = nn.LayerNorm(hidden, **factory)
+            norm_layer = nn.BatchNorm1d if norm == "batch" else nn.LayerNorm
+        # The paper's MLP; fc1 has no bias (the norm after it would cancel one).
+        super().__init__(
+            width_first,
+            hidden,
+            dim_out,
+            act_layer=activation,
+            norm_layer=norm_layer,
+            hidden_bias=False,
+            **factory,
+        )
+        self.dim_in, self.dim_cond = dim_in, dim_cond
+        self.mode, self.norm_kind = mode, norm
         self.modulation: nn.Linear | None = None
         if mode != "concat" and dim_cond > 0:
             self.modulation = nn.Linear(dim_cond, 2 * hidden, **factory)
             nn.init.zeros_(self.modulation.weight)  # start as the unconditioned MLP
             nn.init.zeros_(self.modulation.bias)
-        self.act = activation()
-        self.fc2 = nn.Linear(hidden, dim_out, **factory)
+            # Parameter order as before the Mlp base (fc1, norm, modulation, fc2): optimiser
+            # states saved then are indexed by it.
+            order = ("fc1", "norm", "modulation", "act", "drop", "fc2")
+            self._modules = {name: self._modules[name] for name in order}
 
     @typecheck
     def forward(
@@ -121,14 +132,12 @@ class ConditionedPredictor(nn.Module):
                 "use a larger batch, eval mode, or norm='layer'."
             )
         if self.mode == "concat" and cond is not None:
-            hidden = self.fc1(torch.cat((x, cond.to(x.dtype)), dim=-1))
-        else:
-            hidden = self.fc1(x)
-        hidden = self.norm(hidden)
+            x = torch.cat((x, cond.to(x.dtype)), dim=-1)
+        hidden = self.pre_activation(x)
         if self.modulation is not None and cond is not None:
             scale, shift = self.modulation(cond.to(hidden.dtype)).chunk(2, dim=-1)
             hidden = hidden * (1.0 + scale) + shift
-        return self.fc2(self.act(hidden))
+        return self.post_activation(hidden)
 
     def extra_repr(self) -> str:
         return (

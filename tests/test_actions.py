@@ -492,3 +492,19 @@ def test_action_encoder_padding_hypothesis(b: int, m: int, da: int, de: int, dat
     assert (out[padding] == 0).all()
     torch.testing.assert_close(out[~padding], reference(actions[~padding]))
     torch.testing.assert_close(enc.norm.running_var, reference.norm.running_var)
+
+
+def test_hidden_mlp_checkpoints_from_the_sequential_layout_load() -> None:
+    """The hidden option was nn.Sequential(Linear, GELU, Linear) (keys proj.0 / proj.2)
+    before the one Mlp (proj.fc1 / proj.fc2); such state dicts load strictly."""
+    enc = ActionEncoder(4, 8, hidden=6)
+    old = {
+        k.replace("proj.fc1.", "proj.0.").replace("proj.fc2.", "proj.2."): torch.randn_like(v)
+        if v.is_floating_point() else v
+        for k, v in enc.state_dict().items()
+    }
+    assert "proj.2.weight" in old
+    fresh = ActionEncoder(4, 8, hidden=6)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.proj.fc2.weight, old["proj.2.weight"])
+    assert isinstance(fresh.proj.act, torch.nn.GELU)

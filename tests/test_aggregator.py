@@ -2,6 +2,8 @@
 copied weights (post- and pre-norm, with and without padding), padding and length
 independence, permutation invariance without positional embeddings, gradients and errors."""
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +12,8 @@ from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 from torch import nn
 
-from jepa_blocks.aggregator import SequenceAggregator, TransformerBlock
+from jepa_blocks.aggregator import SequenceAggregator
+from jepa_blocks.layers import Attention, TransformerBlock, set_attention_core
 
 
 def _reference_from(agg: SequenceAggregator, *, dropout: float = 0.1) -> nn.TransformerEncoder:
@@ -19,7 +22,7 @@ def _reference_from(agg: SequenceAggregator, *, dropout: float = 0.1) -> nn.Tran
     layer = nn.TransformerEncoderLayer(
         agg.dim,
         agg.heads,
-        first.mlp[0].out_features,
+        first.mlp.fc1.out_features,
         dropout,
         batch_first=True,
         norm_first=first.norm_first,
@@ -33,10 +36,10 @@ def _reference_from(agg: SequenceAggregator, *, dropout: float = 0.1) -> nn.Tran
             theirs.self_attn.in_proj_bias.copy_(ours.attn.qkv.bias)
             theirs.self_attn.out_proj.weight.copy_(ours.attn.proj.weight)
             theirs.self_attn.out_proj.bias.copy_(ours.attn.proj.bias)
-            theirs.linear1.weight.copy_(ours.mlp[0].weight)
-            theirs.linear1.bias.copy_(ours.mlp[0].bias)
-            theirs.linear2.weight.copy_(ours.mlp[3].weight)
-            theirs.linear2.bias.copy_(ours.mlp[3].bias)
+            theirs.linear1.weight.copy_(ours.mlp.fc1.weight)
+            theirs.linear1.bias.copy_(ours.mlp.fc1.bias)
+            theirs.linear2.weight.copy_(ours.mlp.fc2.weight)
+            theirs.linear2.bias.copy_(ours.mlp.fc2.bias)
             for name in ("norm1", "norm2"):
                 getattr(theirs, name).weight.copy_(getattr(ours, name).weight)
                 getattr(theirs, name).bias.copy_(getattr(ours, name).bias)
@@ -61,7 +64,10 @@ def test_golden_against_torch_transformer_encoder(
     norm_first: bool, padded: bool, attn_core: str
 ) -> None:
     agg = _randomise(
-        SequenceAggregator(24, depth=2, heads=4, norm_first=norm_first, attn_core=attn_core)
+        SequenceAggregator(
+            24, depth=2, heads=4, norm_first=norm_first,
+            attn_layer=partial(Attention, core=attn_core),
+        )
     )
     reference = _reference_from(agg)
     agg.eval()
@@ -116,7 +122,8 @@ def test_golden_in_train_mode_with_dropout(norm_first: bool, attn_core: str) -> 
     # dropout sits where PyTorch puts it.
     agg = _randomise(
         SequenceAggregator(
-            16, depth=2, heads=2, dropout=0.3, norm_first=norm_first, attn_core=attn_core
+            16, depth=2, heads=2, dropout=0.3, norm_first=norm_first,
+            attn_layer=partial(Attention, core=attn_core),
         )
     )
     reference = _reference_from(agg, dropout=0.3).train()
@@ -258,9 +265,9 @@ def test_every_parameter_gets_a_gradient(max_len: int | None, norm_first: bool) 
 
 @pytest.mark.parametrize(("b", "m", "d", "heads", "depth"), [(1, 1, 4, 1, 1), (2, 7, 12, 3, 2)])
 def test_shapes(b: int, m: int, d: int, heads: int, depth: int) -> None:
-    agg = SequenceAggregator(d, depth=depth, heads=heads, final_norm=False, activation="gelu")
+    agg = SequenceAggregator(d, depth=depth, heads=heads, final_norm=False, act_layer=nn.GELU)
     assert isinstance(agg.norm, nn.Identity)
-    assert isinstance(agg.blocks[0].mlp[1], nn.GELU)
+    assert isinstance(agg.blocks[0].mlp.act, nn.GELU)
     assert agg(torch.randn(b, m, d)).shape == (b, d)
     assert agg.forward_tokens(torch.randn(b, m, d)).shape == (b, m + 1, d)
 
@@ -276,8 +283,6 @@ def test_errors() -> None:
         SequenceAggregator(8, heads=2, depth=0)
     with pytest.raises(ValueError, match="max_len must be a positive int or None"):
         SequenceAggregator(8, heads=2, max_len=0)
-    with pytest.raises(ValueError, match="activation must be one of"):
-        SequenceAggregator(8, heads=2, activation="tanh")
     agg = SequenceAggregator(8, heads=2, depth=1, max_len=3)
     with pytest.raises(ValueError, match=r"empty \(m = 0\)"):
         agg(torch.randn(2, 0, 8))
@@ -313,3 +318,32 @@ def test_shape_and_padding_hypothesis(
         for i, length in enumerate(lengths):
             alone = agg(tokens[i : i + 1, :length])
             torch.testing.assert_close(out[i : i + 1], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_checkpoints_from_the_sequential_mlp_load() -> None:
+    """Before the one Mlp, the FFN was nn.Sequential(Linear, ReLU, Dropout, Linear): keys
+    mlp.0 / mlp.3. Such state dicts still load, into fc1 / fc2, strictly."""
+    agg = SequenceAggregator(8, depth=2, heads=2)
+    old = {
+        k.replace("mlp.fc1.", "mlp.0.").replace("mlp.fc2.", "mlp.3."): torch.randn_like(v)
+        for k, v in agg.state_dict().items()
+    }
+    assert "blocks.1.mlp.3.weight" in old
+    fresh = SequenceAggregator(8, depth=2, heads=2)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.blocks[1].mlp.fc2.weight, old["blocks.1.mlp.3.weight"])
+    assert torch.equal(fresh.blocks[0].mlp.fc1.bias, old["blocks.0.mlp.0.bias"])
+
+
+def test_the_default_core_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("JEPA_BLOCKS_ATTN_CORE", "online")
+    agg = SequenceAggregator(8, depth=2, heads=2)
+    assert {block.attn.core for block in agg.blocks} == {"online"}
+    assert set_attention_core(agg, "naive") == 2
+    assert {block.attn.core for block in agg.blocks} == {"naive"}
+    monkeypatch.setenv("JEPA_BLOCKS_ATTN_CORE", "flash")
+    with pytest.raises(ValueError, match="JEPA_BLOCKS_ATTN_CORE='flash' names no attention core"):
+        SequenceAggregator(8, depth=1, heads=2)
+    with pytest.raises(ValueError, match="backend='math' applies only to core='sdpa'"):
+        set_attention_core(agg, "online", backend="math")
+    assert {block.attn.core for block in agg.blocks} == {"naive"}  # nothing switched

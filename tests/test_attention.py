@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 from torch import nn
 
-from jepa_blocks import attention as attention_module
-from jepa_blocks.attention import ATTENTION_CORES, SDPA_BACKENDS, Attention, attention_core
+from jepa_blocks.layers import attention as attention_module
+from jepa_blocks.layers.attention import ATTENTION_CORES, SDPA_BACKENDS, Attention, attention_core
 
 FAST_CORES = ("sdpa", "online")
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
@@ -444,7 +444,7 @@ def test_error_mask_wrong_shape_or_dtype():
     with pytest.raises((ValueError, TypeCheckError), match="key_padding_mask"):
         attn(x, torch.zeros(2, 3))
     # The ValueError itself (the path taken when runtime type checking is off).
-    from jepa_blocks import attention as module
+    from jepa_blocks.layers import attention as module
 
     core = getattr(module.attention_core, "__wrapped__", module.attention_core)
     q = torch.randn(2, 1, 3, 4)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from jepa_blocks.attention import Attention
-from jepa_blocks.cuda_graph import cuda_graph_supported, graph_module
+from jepa_blocks.layers.attention import Attention
+from jepa_blocks.layers.cuda_graph import cuda_graph_supported, graph_module
 
 
 def _block():

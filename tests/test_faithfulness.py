@@ -75,9 +75,9 @@ def test_aggregator_defaults_are_the_official_code(paper_model: dict[str, nn.Mod
     for block in aggregator.blocks:
         assert block.norm_first is False  # post-norm
         assert block.attn.heads == 4 and block.attn.dropout == 0.1
-        assert block.mlp[0].out_features == 4 * 640  # FFN 4x
-        assert isinstance(block.mlp[1], nn.ReLU)
-        assert block.mlp[2].p == block.drop1.p == block.drop2.p == 0.1
+        assert block.mlp.fc1.out_features == 4 * 640  # FFN 4x
+        assert isinstance(block.mlp.act, nn.ReLU)
+        assert block.mlp.drop.p == block.drop1.p == block.drop2.p == 0.1
         assert block.norm1.eps == block.norm2.eps == 1e-5
 
 
@@ -155,8 +155,8 @@ def _copy_into_official(official: _OfficialHead, blocks: dict[str, nn.Module]) -
             theirs.self_attn.in_proj_bias.copy_(ours.attn.qkv.bias)
             theirs.self_attn.out_proj.weight.copy_(ours.attn.proj.weight)
             theirs.self_attn.out_proj.bias.copy_(ours.attn.proj.bias)
-            theirs.linear1.load_state_dict(ours.mlp[0].state_dict())
-            theirs.linear2.load_state_dict(ours.mlp[3].state_dict())
+            theirs.linear1.load_state_dict(ours.mlp.fc1.state_dict())
+            theirs.linear2.load_state_dict(ours.mlp.fc2.state_dict())
             theirs.norm1.load_state_dict(ours.norm1.state_dict())
             theirs.norm2.load_state_dict(ours.norm2.state_dict())
         official.transformer.norm.load_state_dict(aggregator.norm.state_dict())

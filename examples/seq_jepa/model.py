@@ -37,6 +37,7 @@ makes its own call: ``tokens-only`` makes call 1 only, ``predictor-only`` call 2
 """
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -73,7 +74,8 @@ class SeqJEPAConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.1  # nn.TransformerEncoderLayer's default, as the official code
     norm_first: bool = False  # post-norm, as the paper
-    attn_core: str = "sdpa"
+    # None: the library default (JEPA_BLOCKS_ATTN_CORE, else "sdpa"); weights do not depend on it
+    attn_core: str | None = None
     pred_hidden: int = 1024
     predictor_mode: str = "concat"  # the paper's; "film" / "adaln" as alternatives
     # one of ACTION_NORM_CALLS: "single" (ours, one BN call) or the official code's two calls
@@ -149,7 +151,7 @@ class SeqJEPA(nn.Module):
             mlp_ratio=config.mlp_ratio,
             dropout=config.dropout,
             norm_first=config.norm_first,
-            attn_core=config.attn_core,
+            attn_layer=partial(jb.Attention, core=config.attn_core),
         )
         self.predictor = jb.ConditionedPredictor(
             dim_token,
@@ -265,12 +267,10 @@ class BYOL(nn.Module):
             config.backbone, cifar_stem=config.cifar_stem, **config.backbone_kwargs
         )
         dim = self.encoder.dim
-        self.projector = jb.ConditionedPredictor(
-            dim, 0, config.byol_proj_dim, hidden=config.byol_proj_hidden
-        )
-        self.predictor = jb.ConditionedPredictor(
-            config.byol_proj_dim, 0, config.byol_proj_dim, hidden=config.byol_pred_hidden
-        )
+        # BN-MLPs (Linear without bias -> BN -> ReLU -> Linear), as BYOL's.
+        bn_mlp = partial(jb.Mlp, norm_layer=nn.BatchNorm1d, hidden_bias=False)
+        self.projector = bn_mlp(dim, config.byol_proj_hidden, config.byol_proj_dim)
+        self.predictor = bn_mlp(config.byol_proj_dim, config.byol_pred_hidden, config.byol_proj_dim)
         self.online = nn.ModuleDict({"encoder": self.encoder, "projector": self.projector})
 
     @property

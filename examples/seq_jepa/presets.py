@@ -185,6 +185,8 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     compile: bool = False
+    # the aggregator's attention core (sdpa | online | naive); unset: the library default
+    attn_core: str | None = None
     sync_bn: bool = False
     nan_policy: str = "stop"  # stop | skip
     log_every: int = 10
@@ -202,6 +204,7 @@ class TrainConfig:
 
 #: Fields that may differ between a run and its resumption.
 OPERATIONAL_FIELDS = (
+    "attn_core",
     "monitor_every",
     "data_dir",
     "num_workers",

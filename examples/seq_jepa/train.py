@@ -148,6 +148,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         )
     if config.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise SystemExit(f"error: unknown --precision {config.precision!r}.")
+    if config.attn_core is not None and config.attn_core not in jb.ATTENTION_CORES:
+        raise SystemExit(
+            f"error: --attn-core must be one of {', '.join(jb.ATTENTION_CORES)}, got "
+            f"{config.attn_core!r}."
+        )
     if config.monitor_every < 0:
         raise SystemExit(
             f"error: --monitor-every must be >= 0 (0 turns the collapse monitor off), got "
@@ -198,6 +203,7 @@ def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
         dropout=config.dropout,
         action_norm_calls=config.action_norm_calls,
         sigreg_lambda=config.sigreg_lambda,
+        attn_core=config.attn_core,
     )
 
 
@@ -415,6 +421,8 @@ class Trainer:
             metric="loss",
             mode="min",
             config=checked_config(config, self.model_cfg),
+            # The core is a choice of kernel, not of weights: a run may resume on another.
+            ignore_keys=("model.attn_core",),
         )
         self.epoch = 0
         self.step_in_epoch = 0

@@ -20,7 +20,7 @@ Requirements of a captured module (PyTorch's, restated):
   before calling again, or ``.clone()`` them.
 * Dropout and other RNG ops are fine: ``make_graphed_callables`` registers the CUDA generator
   with the graph, so each replay draws fresh random numbers (Philox offsets advance). The
-  exception is :class:`~jepa_blocks.attention.Attention` with ``core="online"`` and dropout,
+  exception is :class:`~jepa_blocks.layers.attention.Attention` with ``core="online"`` and dropout,
   which draws its seed on the host and therefore refuses capture; use ``core="sdpa"``.
 * Autocast must run with ``cache_enabled=False``; no host syncs (``.item()``) or
   data-dependent Python control flow inside the forward; no hooks on the module at capture;

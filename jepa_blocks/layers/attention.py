@@ -26,11 +26,17 @@ alone: the whole sequence of that batch element), softmax is undefined. Every co
 is raised, so the behaviour needs no host-device sync and works under ``torch.compile`` and
 CUDA-graph capture.
 
+The default core. One setting every module reads: ``core=None`` (the default of
+:class:`Attention` and :func:`attention_core`) means :func:`default_attention_core`, the
+environment variable ``JEPA_BLOCKS_ATTN_CORE`` if set (as timm's ``TIMM_FUSED_ATTN``), else
+``"sdpa"``. :func:`set_attention_core` switches every :class:`Attention` inside a built model.
+
 Axes (see :mod:`jepa_blocks._typing`): ``b`` batch, ``h`` heads, ``n`` query tokens,
 ``nk`` key tokens (``n`` for self-attention), ``dh`` head width, ``d`` model width.
 """
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -41,12 +47,17 @@ from jepa_blocks._typing import Bool, Float, typecheck
 
 __all__ = [
     "ATTENTION_CORES",
+    "ATTENTION_CORE_ENV",
     "SDPA_BACKENDS",
     "Attention",
     "attention_core",
+    "default_attention_core",
+    "set_attention_core",
 ]
 
 ATTENTION_CORES = ("naive", "sdpa", "online")
+#: The environment variable that sets the default core (read when a module is built).
+ATTENTION_CORE_ENV = "JEPA_BLOCKS_ATTN_CORE"
 SDPA_BACKENDS = ("math", "flash", "efficient", "cudnn")
 
 # A finite stand-in for -inf in the online core: a block whose keys are all masked then gives
@@ -62,6 +73,53 @@ def _check_core(core: str) -> str:
             "('sdpa' is the fast default, 'naive' the oracle, 'online' the O(N)-memory core)"
         )
     return core
+
+
+def default_attention_core() -> str:
+    """The core used when none is given: ``$JEPA_BLOCKS_ATTN_CORE``, else ``"sdpa"``.
+
+    Raises:
+        ValueError: the variable names no core in ``ATTENTION_CORES``.
+    """
+    value = os.environ.get(ATTENTION_CORE_ENV, "").strip()
+    if not value:
+        return "sdpa"
+    if value not in ATTENTION_CORES:
+        raise ValueError(
+            f"{ATTENTION_CORE_ENV}={value!r} names no attention core; set it to one of "
+            f"{ATTENTION_CORES} or unset it (default 'sdpa')."
+        )
+    return value
+
+
+def _resolve_core(core: str | None) -> str:
+    return default_attention_core() if core is None else _check_core(core)
+
+
+def set_attention_core(module: nn.Module, core: str, *, backend: str | None = None) -> int:
+    """Switch every :class:`Attention` inside ``module`` to ``core`` (and SDPA ``backend``).
+
+    Weights do not depend on the core, so this works on a trained model, before or after
+    loading a checkpoint.
+
+    Returns:
+        The number of attention modules switched.
+
+    Raises:
+        ValueError: an unknown core or backend, a backend with a core other than ``sdpa``;
+            nothing is switched then.
+    """
+    _check_core(core)
+    _check_backend(backend)
+    if backend is not None and core != "sdpa":
+        raise ValueError(
+            f"backend={backend!r} applies only to core='sdpa', got core={core!r}; pass "
+            "backend=None or core='sdpa'."
+        )
+    layers = [m for m in module.modules() if isinstance(m, Attention)]
+    for layer in layers:
+        layer.core, layer.backend = core, backend
+    return len(layers)
 
 
 def _check_backend(backend: str | None) -> str | None:
@@ -366,7 +424,7 @@ def attention_core(
     v: Float[Tensor, "b h nk dh"],
     *,
     key_padding_mask: Bool[Tensor, "b nk"] | None = None,
-    core: str = "sdpa",
+    core: str | None = None,
     backend: str | None = None,
     dropout_p: float = 0.0,
     block_size: int = 128,
@@ -379,7 +437,8 @@ def attention_core(
         q: queries, ``(b, h, n, dh)``.
         k, v: keys and values, ``(b, h, nk, dh)``.
         key_padding_mask: ``(b, nk)``, True where a key is padding and must be ignored.
-        core: ``"naive"`` (oracle), ``"sdpa"`` (default) or ``"online"`` (O(N) memory).
+        core: ``"naive"`` (oracle), ``"sdpa"`` or ``"online"`` (O(N) memory); ``None`` for
+            :func:`default_attention_core` (``"sdpa"`` unless the environment says otherwise).
         backend: only with ``core="sdpa"``: pin ``"math"``, ``"flash"``, ``"efficient"`` or
             ``"cudnn"``; ``None`` lets PyTorch choose.
         dropout_p: dropout on the attention weights (pass 0 in eval mode).
@@ -395,7 +454,7 @@ def attention_core(
             ``dropout_p`` / ``block_size``, or a mask that is not a ``(b, nk)`` bool tensor.
         RuntimeError: a pinned SDPA backend cannot run these inputs (PyTorch's reason kept).
     """
-    _check_core(core)
+    core = _resolve_core(core)
     _check_backend(backend)
     _check_block_size(block_size)
     if backend is not None and core != "sdpa":
@@ -456,7 +515,8 @@ class Attention(nn.Module):
         heads: number of heads.
         qkv_bias, proj_bias: biases of the two projections.
         dropout: dropout on the attention weights, active in training mode only.
-        core: ``"sdpa"`` (default), ``"naive"`` or ``"online"``.
+        core: ``"sdpa"``, ``"naive"`` or ``"online"``; ``None`` (default) reads
+            :func:`default_attention_core` when the module is built.
         backend: pins an SDPA backend (used only while ``core == "sdpa"``).
         block_size: tile size of the ``online`` core.
 
@@ -473,7 +533,7 @@ class Attention(nn.Module):
         qkv_bias: bool = True,
         proj_bias: bool = True,
         dropout: float = 0.0,
-        core: str = "sdpa",
+        core: str | None = None,
         backend: str | None = None,
         block_size: int = 128,
         device=None,
@@ -487,7 +547,7 @@ class Attention(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self._core = _check_core(core)
+        self._core = _resolve_core(core)
         self._backend = _check_backend(backend)
         self.block_size = _check_block_size(block_size)
         self.dim = dim
