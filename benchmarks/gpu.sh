@@ -19,4 +19,7 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
     --json "$out/step-cuda.json" --markdown "$out/step-cuda.md"
   echo "== SIGReg: no host sync on the device"
   timeout 60 python benchmarks/sigreg_sync.py
+  echo "== SIGReg forward+backward vs a materialising baseline (goal < 2 ms at n = m = 8192)"
+  timeout 180 python benchmarks/sigreg.py --device cuda \
+    --json "$out/sigreg-gpu.json" --md "$out/sigreg-gpu.md"
 } 2>&1 | tee "$out/gpu-log.txt"
