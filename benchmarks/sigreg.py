@@ -1,6 +1,6 @@
 """Benchmark SIGReg forward+backward: our O(n m)-memory blocks against a materialising baseline.
 
-Why it exists: ``jepa_blocks.lejepa`` computes the empirical characteristic function knot by
+Why it exists: ``jepa_blocks.losses.sigreg`` computes the empirical characteristic function knot by
 knot in a custom autograd function (``_EmpiricalCF``) so that memory stays ``O(n m)``, where
 the straightforward implementation keeps ``t * x`` for every sample, slice and knot, an
 ``(n, m, knots)`` tensor. This script measures what that costs and saves, in the same run:
@@ -80,7 +80,7 @@ from _common import (  # noqa: E402
 )
 
 from jepa_blocks._typing import typecheck_enabled  # noqa: E402
-from jepa_blocks.lejepa import SIGReg, sigreg  # noqa: E402
+from jepa_blocks.losses.sigreg import SIGReg, sigreg  # noqa: E402
 
 __all__ = ["baseline_sigreg", "check_agreement", "main", "parse_args"]
 

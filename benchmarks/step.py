@@ -51,8 +51,8 @@ from model import SeqJEPAConfig, build_model, build_target, compute_loss  # noqa
 from presets import PRESETS  # noqa: E402
 
 import jepa_blocks as jb  # noqa: E402
-from jepa_blocks.checkpoint import CheckpointManager  # noqa: E402
 from jepa_blocks.layers.cuda_graph import graph_module  # noqa: E402
+from jepa_blocks.training import CheckpointManager  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: torch's intra-op threads before --threads changes them (one per core): today's setting.

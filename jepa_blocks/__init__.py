@@ -39,12 +39,21 @@ from jepa_blocks.layers import (
     graph_module,
     set_attention_core,
 )
-from jepa_blocks.lejepa import LeJEPALoss, LeJEPAOutput, SIGReg, sigreg, sigreg_quadrature
-from jepa_blocks.losses import SeqJEPALoss, seq_jepa_loss
+from jepa_blocks.losses import (
+    LeJEPALoss,
+    LeJEPAOutput,
+    SeqJEPALoss,
+    SIGReg,
+    VICRegLoss,
+    covariance,
+    seq_jepa_loss,
+    sigreg,
+    sigreg_quadrature,
+    variance,
+)
 from jepa_blocks.monitors import CollapseMonitor, CollapseWarning
 from jepa_blocks.predictor import PREDICTOR_MODES, ConditionedPredictor
 from jepa_blocks.tokens import ViewActionConcat
-from jepa_blocks.vicreg import VICRegLoss, covariance, variance
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from jepa_blocks.training.unwrap import unwrap_model
+
 __all__ = [
     "EMATarget",
     "MomentumSchedule",
@@ -125,17 +127,6 @@ class WarmupMomentum(MomentumSchedule):
         return f"WarmupMomentum({self.schedule!r}, warmup_steps={self.warmup_steps})"
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    """The plain module under DDP (``.module``) and ``torch.compile`` (``._orig_mod``)."""
-    while True:
-        if isinstance(module, nn.parallel.DistributedDataParallel | nn.DataParallel):
-            module = module.module
-        elif hasattr(module, "_orig_mod") and isinstance(module._orig_mod, nn.Module):
-            module = module._orig_mod
-        else:
-            return module
-
-
 def _split_buffers(module: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     floats: list[Tensor] = []
     ints: list[Tensor] = []
@@ -175,7 +166,7 @@ class EMATarget(nn.Module):
         average_buffers: bool = True,
     ) -> None:
         super().__init__()
-        module = _unwrap(module)
+        module = unwrap_model(module)
         if schedule is None:
             schedule = ConstantMomentum(0.996)
         elif isinstance(schedule, int | float):
@@ -243,7 +234,7 @@ class EMATarget(nn.Module):
             ValueError: the schedule gave a momentum outside [0, 1], or ``online`` does not
                 have the target's structure. Nothing changes in that case.
         """
-        online = _unwrap(online)
+        online = unwrap_model(online)
         momentum = float(self.schedule(self.step))
         _check_momentum("momentum", momentum)
         self._validate(online)

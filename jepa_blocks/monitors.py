@@ -31,7 +31,7 @@ from torch import Tensor
 
 from jepa_blocks._checks import require_finite
 from jepa_blocks.eval.metrics import rankme
-from jepa_blocks.lejepa import SIGReg
+from jepa_blocks.losses.sigreg import SIGReg
 
 __all__ = ["CollapseMonitor", "CollapseWarning"]
 

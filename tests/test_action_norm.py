@@ -203,7 +203,7 @@ def test_checkpoints_written_before_the_option_still_resume(tmp_path: Path) -> N
     one call, so it resumes under the default and is refused under a separate mode."""
     import train
 
-    from jepa_blocks.checkpoint import CheckpointManager, ConfigMismatchError
+    from jepa_blocks.training import CheckpointManager, ConfigMismatchError
 
     data = SimpleNamespace(dim_action=4)
 

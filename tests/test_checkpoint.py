@@ -1,4 +1,5 @@
-"""Tests for jepa_blocks.checkpoint: atomic writes, pruning, best tracking, fallback, resume."""
+"""Tests for jepa_blocks.training (checkpoint, atomic, rng, serialization): atomic writes and
+their durability, pruning, best tracking, fallback, resume."""
 
 import io
 import logging
@@ -15,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from jepa_blocks.checkpoint import (
+from jepa_blocks.training import (
     CheckpointError,
     CheckpointManager,
     ConfigMismatchError,
     atomic_save,
+    atomic_write,
     capture_rng_state,
     check_weights_only_safe,
     restore_rng_state,
@@ -88,6 +90,36 @@ def test_atomic_save_crash_mid_write_leaves_old_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert _files(tmp_path) == ["a.pt"]
     assert torch.load(path, weights_only=True) == {"version": 1}
+
+
+def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_directory_after(
+    tmp_path, monkeypatch
+):
+    """Durability cannot be seen by killing the process (the page cache survives a SIGKILL):
+    spy on os.fsync. The data must reach the disk before the rename publishes it, and the
+    directory entry after it."""
+    import stat
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        kind = "directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append(("fsync", kind))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", Path(dst).name))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_save({"version": 1}, tmp_path / "a.pt")
+    assert events == [("fsync", "file"), ("replace", "a.pt"), ("fsync", "directory")]
+    events.clear()
+    atomic_write(tmp_path / "b.bin", lambda f: f.write(b"data"))
+    assert events == [("fsync", "file"), ("replace", "b.bin"), ("fsync", "directory")]
+    assert (tmp_path / "b.bin").read_bytes() == b"data"
 
 
 def test_atomic_save_missing_directory(tmp_path):
@@ -169,7 +201,7 @@ def test_corrupt_newest_falls_back_with_warning(tmp_path, caplog):
     newest = manager.path_for(30)
     _truncate(newest)
     (tmp_path / "ckpt-000000040.pt").write_bytes(b"not a checkpoint")
-    with caplog.at_level(logging.WARNING, logger="jepa_blocks.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="jepa_blocks.training.checkpoint"):
         payload = CheckpointManager(tmp_path).load_latest()
     assert payload["state"] == {"step": 20}
     messages = "\n".join(r.getMessage() for r in caplog.records)
@@ -246,7 +278,7 @@ def test_checkpoints_after_resume_point_are_removed(tmp_path, caplog):
     _truncate(manager.path_for(30))
     resumed = CheckpointManager(tmp_path, keep_last=5, keep_best=False)
     assert resumed.load_latest()["step"] == 20
-    with caplog.at_level(logging.WARNING, logger="jepa_blocks.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="jepa_blocks.training.checkpoint"):
         resumed.save({"step": 25}, step=25, epoch=0)
     assert "ckpt-000000030.pt" in caplog.text and "abandoned" in caplog.text
     assert _files(tmp_path) == ["ckpt-000000010.pt", "ckpt-000000020.pt", "ckpt-000000025.pt"]

@@ -1,4 +1,5 @@
-"""Tests for jepa_blocks.export: timm-compatible safetensors round trips and refused stems."""
+"""Tests for jepa_blocks.training.export: timm-compatible safetensors round trips and refused
+stems."""
 
 import pytest
 import timm
@@ -8,7 +9,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from jepa_blocks.backbones import Backbone, create_backbone
-from jepa_blocks.export import export_timm_encoder, load_timm_encoder, timm_encoder_state_dict
+from jepa_blocks.training.export import (
+    export_timm_encoder,
+    load_timm_encoder,
+    timm_encoder_state_dict,
+)
 
 
 def _perturb(model: nn.Module, size: int) -> nn.Module:

@@ -1,8 +1,8 @@
-"""Tests for jepa_blocks.lejepa: SIGReg against a float64 reference written from the paper's
-Algorithm 1, the official package's half-domain quadrature, the statistic on Gaussian and
-collapsed embeddings, gradcheck, the direction stream (determinism, resume), torch.compile,
-bf16 autocast, DDP gradient equality (2 gloo processes), LeJEPALoss against Algorithm 2, and
-bad input rejected without a state change."""
+"""Tests for jepa_blocks.losses (sigreg, lejepa): SIGReg against a float64 reference written from
+the paper's Algorithm 1, the official package's half-domain quadrature, the statistic on
+Gaussian and collapsed embeddings, gradcheck, the direction stream (determinism, resume),
+torch.compile, bf16 autocast, DDP gradient equality (2 gloo processes), LeJEPALoss against
+Algorithm 2, and bad input rejected without a state change."""
 
 import importlib
 import inspect
@@ -19,10 +19,10 @@ from jaxtyping import TypeCheckError
 from torch import nn
 
 import jepa_blocks as jb
-from jepa_blocks.lejepa import LeJEPALoss, SIGReg, sigreg, sigreg_quadrature
+from jepa_blocks.losses import LeJEPALoss, SIGReg, sigreg, sigreg_quadrature
 
 # The module (the function ``jepa_blocks.sigreg`` is re-exported under the package).
-sigreg_module = importlib.import_module("jepa_blocks.lejepa")
+sigreg_module = importlib.import_module("jepa_blocks.losses.sigreg")
 
 CLEAR = (ValueError, TypeCheckError)
 

@@ -1,5 +1,5 @@
-"""Tests for jepa_blocks.losses: 1 - cos against a manual computation, its range, stop-gradient
-on the target, safe zero vectors, reductions and errors."""
+"""Tests for jepa_blocks.losses.seq_jepa: 1 - cos against a manual computation, its range, stop-
+gradient on the target, safe zero vectors, reductions and errors."""
 
 import inspect
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 
-from jepa_blocks.losses import SeqJEPALoss, seq_jepa_loss
+from jepa_blocks.losses.seq_jepa import SeqJEPALoss, seq_jepa_loss
 
 
 def _manual(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -45,12 +45,9 @@ sys.path.insert(0, str(REPO / "examples" / "seq_jepa"))
 from data import build_data  # noqa: E402
 from model import build_model, build_target, compute_loss, online_for_target  # noqa: E402
 from presets import PRESETS, TrainConfig  # noqa: E402
-from train import (  # noqa: E402
-    build_optimizer,
-    model_config,
-    parameter_checksum,
-    warmup_cosine,
-)
+from train import build_optimizer, model_config, parameter_checksum  # noqa: E402
+
+from jepa_blocks.training import warmup_cosine  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
-"""Tests for jepa_blocks.vicreg: the variance and covariance terms and VICRegLoss against float64
-references written from the formulas (jepa-family.md §2, lightly's defaults), their behaviour on
-spread and collapsed embeddings, gradcheck, bf16 autocast and errors."""
+"""Tests for jepa_blocks.losses.vicreg: the variance and covariance terms and VICRegLoss against
+float64 references written from the formulas (jepa-family.md §2, lightly's defaults), their
+behaviour on spread and collapsed embeddings, gradcheck, bf16 autocast and errors."""
 
 import inspect
 
@@ -9,7 +9,7 @@ import torch
 from jaxtyping import TypeCheckError
 
 import jepa_blocks as jb
-from jepa_blocks.vicreg import VICRegLoss, covariance, variance
+from jepa_blocks.losses.vicreg import VICRegLoss, covariance, variance
 
 CLEAR = (ValueError, TypeCheckError)
 

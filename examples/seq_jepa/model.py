@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 import jepa_blocks as jb
+from jepa_blocks.training import unwrap_model
 
 VARIANTS = ("seq-jepa", "no-action", "tokens-only", "predictor-only", "byol", "seq-jepa-sigreg")
 #: How many ActionEncoder (BatchNorm) calls embed a sequence's actions; see the module docstring.
@@ -312,17 +313,6 @@ def build_target(
     return jb.EMATarget(online, schedule=schedule)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DDP and ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
 def online_for_target(model: SeqJEPA | BYOL) -> nn.Module:
     """The module whose weights the EMA target tracks."""
     return model.online if isinstance(model, BYOL) else model.encoder
@@ -342,7 +332,7 @@ def compute_loss(
     against the EMA target, or with SIGReg for ``seq-jepa-sigreg`` (``target`` None).
     Works for seq-JEPA, its ablations and BYOL."""
     out = model(views, actions)
-    plain = _unwrap(model)
+    plain = unwrap_model(model)
     if plain.config.variant == "seq-jepa-sigreg":
         lam = plain.config.sigreg_lambda
         prediction = jb.seq_jepa_loss(out["z_hat"], out["z_target"])  # no stop-gradient

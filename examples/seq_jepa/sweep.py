@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from model import SeqJEPAConfig, build_model, build_target, compute_loss, online_for_target
 from torch import nn
-from train import parameter_groups, warmup_cosine
 
 import jepa_blocks as jb
 from jepa_blocks.data.objects import (
@@ -34,6 +33,7 @@ from jepa_blocks.data.objects import (
     _normalize,
 )
 from jepa_blocks.eval.ridge import rotation_ridge_r2
+from jepa_blocks.training import parameter_groups, warmup_cosine
 
 p = argparse.ArgumentParser()
 p.add_argument("--variant", default="seq-jepa")

@@ -59,15 +59,17 @@ from presets import OPERATIONAL_FIELDS, PRESETS, TrainConfig  # noqa: E402
 from report import format_results_table, plot_curves  # noqa: E402
 
 import jepa_blocks as jb  # noqa: E402
-from jepa_blocks.checkpoint import (  # noqa: E402
+from jepa_blocks.data.sampler import ResumableSampler  # noqa: E402
+from jepa_blocks.eval import evaluate_sequence_model  # noqa: E402
+from jepa_blocks.training import (  # noqa: E402
     CheckpointError,
     CheckpointManager,
     ConfigMismatchError,
     capture_rng_state,
+    parameter_groups,
     restore_rng_state,
+    warmup_cosine,
 )
-from jepa_blocks.data.sampler import ResumableSampler  # noqa: E402
-from jepa_blocks.eval import evaluate_sequence_model  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger("seq_jepa")
@@ -268,19 +270,6 @@ class Distributed:
 # ----------------------------------------------------------------------------- optimisation
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weights (ndim > 1, the [AGG] token included), none on biases and norms,
-    as the official ``main_pls.py`` (spec §3.3)."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim > 1 else no_decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
 def build_optimizer(
     model: nn.Module, config: TrainConfig, device: torch.device
 ) -> torch.optim.AdamW:
@@ -293,25 +282,6 @@ def build_optimizer(
         lr=config.lr,
         fused=True if device.type in ("cpu", "cuda") else None,
     )
-
-
-def warmup_cosine(
-    step: int,
-    *,
-    warmup_steps: int,
-    total_steps: int,
-    lr: float,
-    initial_lr: float,
-    final_lr: float,
-) -> float:
-    """The paper's schedule as a multiplier of ``lr``: linear warm-up from ``initial_lr``,
-    then a cosine from ``lr`` to ``final_lr`` (spec §3.1)."""
-    if step < warmup_steps:
-        value = initial_lr + (lr - initial_lr) * step / warmup_steps
-    else:
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        value = final_lr + (lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return value / lr
 
 
 def parameter_checksum(module: nn.Module) -> str:

@@ -38,7 +38,6 @@ import json
 import logging
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +56,7 @@ from jepa_blocks.data.render import (
     pack_parts,
     render_latents,
 )
+from jepa_blocks.training.atomic import atomic_save
 
 __all__ = [
     "FORMAT_VERSION",
@@ -808,19 +808,8 @@ class RenderedObjects(Dataset):
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"key": self.cache_key, "params": self.params, **data}
-        # Write to a temporary file in the same folder, then rename: readers (and concurrent
-        # writers) only ever see a complete file. (open(..., "xb") keeps the umask's permissions,
-        # which mkstemp's 0600 would not.)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "xb") as handle:
-                torch.save(payload, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Readers (and concurrent writers) only ever see a complete file.
+        atomic_save(payload, path)
 
     # ---- rendering
 

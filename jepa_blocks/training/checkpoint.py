@@ -1,4 +1,4 @@
-"""Crash-safe checkpoints: atomic writes, RNG capture, and a directory manager for resume.
+"""Crash-safe checkpoints: a directory manager for exact resume.
 
 A training run must survive being killed at any instant: the last good checkpoint is never
 overwritten in place (write a temporary file, fsync, rename, fsync the directory), a corrupt
@@ -30,28 +30,28 @@ Under ``torchrun``/DDP, call :meth:`CheckpointManager.save` on rank 0 only.
 import logging
 import math
 import os
-import random
 import re
 import secrets
 import shutil
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path, PurePath
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import torch
+
+from jepa_blocks.training.atomic import atomic_save, atomic_write, fsync_directory
+from jepa_blocks.training.serialization import (
+    check_weights_only_safe,
+    kind_name,
+    weights_only_safe,
+)
 
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
     "ConfigMismatchError",
     "CheckpointManager",
-    "atomic_save",
-    "capture_rng_state",
-    "restore_rng_state",
-    "check_weights_only_safe",
-    "weights_only_safe",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ FORMAT_VERSION = 1
 """Version of the payload layout written by :class:`CheckpointManager`."""
 
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
-# Temporary files written by _atomic_write for the manager's own names: ".<final>.<hex>.tmp".
+# Temporary files written by atomic_write for the manager's own names: ".<final>.<hex>.tmp".
 _TMP_RE = re.compile(r"^\.(?:ckpt-\d+\.pt|best\.pt)\.[0-9a-f]+\.tmp$")
 _BEST_NAME = "best.pt"
 _PAYLOAD_KEYS = ("format_version", "library_version", "config", "step", "epoch", "metric", "state")
@@ -76,307 +76,6 @@ class _UnreadableCheckpointError(CheckpointError):
 
 class ConfigMismatchError(ValueError):
     """The checkpoint was written with a different configuration than the one resuming."""
-
-
-# ------------------------------------------------------------------------- atomic writes
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; directories cannot be opened this way on Windows.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file next to ``path``, then publish it atomically.
-
-    The final name either keeps its old content or gets the complete new content, never a
-    partial file: the data is fsynced before ``os.replace`` and the directory after it.
-    """
-    path = Path(path)
-    directory = path.parent
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # os.open with 0o666 lets the umask decide permissions, as a plain open() would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
-    return path
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj, path)`` that never leaves a partial file under ``path``.
-
-    Writes to a temporary file in the same directory, flushes and fsyncs it, renames it onto
-    ``path`` with ``os.replace`` (atomic on POSIX and Windows), then fsyncs the directory. If
-    anything fails, the temporary file is removed and an existing ``path`` is left untouched.
-
-    Returns:
-        The final path.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(
-            f"directory {str(path.parent)!r} does not exist; create it before saving "
-            f"(e.g. Path({str(path.parent)!r}).mkdir(parents=True))."
-        )
-    return _atomic_write(path, lambda f: torch.save(obj, f))
-
-
-# ------------------------------------------------------------------ weights_only safety
-
-_SCALARS = (str, bytes, int, float, bool, type(None))
-_TORCH_LEAVES = (torch.Size, torch.dtype, torch.device)
-
-
-def _unsafe_leaf(obj: Any, where: str) -> str | None:
-    """Path and type of the first value that ``torch.load(weights_only=True)`` rejects."""
-    kind = type(obj)
-    if kind in _SCALARS or kind in _TORCH_LEAVES:
-        return None
-    if kind is torch.Tensor or kind is torch.nn.Parameter:
-        return None
-    if kind is dict or kind is OrderedDict:
-        for key, value in obj.items():
-            if type(key) not in _SCALARS:
-                return f"{where} has a key of type {_kind_name(key)}"
-            found = _unsafe_leaf(value, f"{where}[{key!r}]")
-            if found is not None:
-                return found
-        return None
-    if kind is list or kind is tuple:
-        for i, value in enumerate(obj):
-            found = _unsafe_leaf(value, f"{where}[{i}]")
-            if found is not None:
-                return found
-        return None
-    return f"{where} is a {_kind_name(obj)}"
-
-
-def _kind_name(obj: Any) -> str:
-    kind = type(obj)
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def check_weights_only_safe(obj: Any, *, name: str = "state") -> None:
-    """Raise ``ValueError`` if ``torch.load(weights_only=True)`` could not read ``obj`` back.
-
-    Accepted: tensors and ``nn.Parameter``, dict / OrderedDict (str, int, float, bool or None
-    keys), list, tuple, str, bytes, int, float, bool, None, ``torch.Size``, ``torch.dtype``
-    and ``torch.device``. Subclasses (a ``str`` enum, ``torch.__version__``, a namedtuple)
-    are rejected because pickle records their class.
-
-    Raises:
-        ValueError: naming the first offending entry (e.g. ``state['rng']['numpy']``) and
-            the fix.
-    """
-    found = _unsafe_leaf(obj, name)
-    if found is not None:
-        raise ValueError(
-            f"{found}, which torch.load(weights_only=True) cannot read back; convert it with "
-            "jepa_blocks.checkpoint.weights_only_safe(...) (numpy arrays -> tensors, numpy "
-            "scalars and str/int/float subclasses -> builtins, paths -> str, namedtuples -> "
-            "tuples) or store a plain state_dict()."
-        )
-
-
-def weights_only_safe(obj: Any) -> Any:
-    """Return a copy of ``obj`` that ``torch.load(weights_only=True)`` can read back.
-
-    Converts numpy arrays to tensors, numpy scalars and subclasses of str/int/float/bool to
-    the builtin type, paths to str, other mappings to dict, namedtuples and other tuple
-    subclasses to tuple, sets to sorted lists. Tensors are returned as they are (no copy).
-    Optimizer, LR-scheduler and ``GradScaler`` state dicts of PyTorch are already safe;
-    this is for the caller's own extras (data positions, metrics history, numpy state).
-
-    Raises:
-        ValueError: for a value with no safe equivalent (a function, a module, ...).
-    """
-    return _to_safe(obj, "obj")
-
-
-def _to_safe(obj: Any, where: str) -> Any:
-    kind = type(obj)
-    if kind in _SCALARS or kind in _TORCH_LEAVES or isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.array(obj, copy=True))
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, bool):
-        return bool(obj)
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj)
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, PurePath):
-        return str(obj)
-    if isinstance(obj, Mapping):
-        return {
-            _to_safe(key, f"{where} key"): _to_safe(value, f"{where}[{key!r}]")
-            for key, value in obj.items()
-        }
-    if isinstance(obj, (list, tuple)):
-        items = [_to_safe(value, f"{where}[{i}]") for i, value in enumerate(obj)]
-        return items if isinstance(obj, list) else tuple(items)
-    if isinstance(obj, (set, frozenset)):
-        try:
-            items = sorted(obj)
-        except TypeError:  # mixed types: any order, but a deterministic one is preferred
-            items = list(obj)
-        return [_to_safe(value, f"{where} item") for value in items]
-    raise ValueError(
-        f"{where} is a {_kind_name(obj)}, which has no weights_only-safe form; store its "
-        "state_dict() or plain numbers instead."
-    )
-
-
-# ------------------------------------------------------------------------------- RNG state
-
-
-def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict:
-    """Snapshot every random number generator that can influence training.
-
-    Args:
-        generators: named ``torch.Generator`` objects in play besides the global ones
-            (a sampler's, a dataset's), saved under their names.
-
-    Returns:
-        ``{"python", "numpy", "torch", "cuda", "generators"}``, readable with
-        ``torch.load(weights_only=True)``: Python's ``random`` state as a list of ints,
-        numpy's legacy global MT19937 state with its key as an int64 tensor, torch's CPU
-        state, one state per visible CUDA device (empty when CUDA is unavailable) and one
-        per named generator.
-    """
-    generators = dict(generators or {})
-    for name, gen in generators.items():
-        if type(name) is not str or not isinstance(gen, torch.Generator):
-            raise ValueError(
-                f"generators must map names (str) to torch.Generator objects, got "
-                f"{name!r}: {_kind_name(gen)}; pass e.g. {{'sampler': sampler.generator}}."
-            )
-    version, mt_state, gauss_next = random.getstate()
-    bit_generator, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    return {
-        "python": {
-            "version": int(version),
-            "state": [int(v) for v in mt_state],
-            "gauss_next": gauss_next,
-        },
-        "numpy": {
-            "bit_generator": str(bit_generator),
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": list(cuda),
-        "generators": {name: gen.get_state() for name, gen in generators.items()},
-    }
-
-
-def restore_rng_state(
-    state: Mapping[str, Any], *, generators: Mapping[str, torch.Generator] | None = None
-) -> None:
-    """Put every generator back to a :func:`capture_rng_state` snapshot.
-
-    Args:
-        state: the snapshot (tensors may live on any device; they are moved to CPU).
-        generators: the live generators to restore, by the names used at capture. Names in
-            ``state`` that are not passed here are left alone.
-
-    Raises:
-        ValueError: if ``state`` lacks a section or a requested generator, or a state is
-            rejected (wrong size, wrong device); nothing has changed then (a part-way
-            failure puts the previous states back before raising).
-
-    CUDA states are restored for ``min(saved, visible)`` devices, with a warning when the
-    counts differ (resuming on another machine cannot be bit-exact then).
-    """
-    missing = [k for k in ("python", "numpy", "torch", "cuda", "generators") if k not in state]
-    if missing:
-        raise ValueError(
-            f"RNG state lacks {missing}; pass the dict returned by capture_rng_state() "
-            "(e.g. payload['state']['rng'])."
-        )
-    generators = dict(generators or {})
-    absent = sorted(set(generators) - set(state["generators"]))
-    if absent:
-        raise ValueError(
-            f"RNG state has no generator named {absent} (saved: "
-            f"{sorted(state['generators'])}); pass the same names to capture_rng_state() "
-            "when saving."
-        )
-    snapshot = capture_rng_state(generators)
-    try:
-        _set_rng_state(state, generators)
-    except Exception as err:
-        _set_rng_state(snapshot, generators)
-        raise ValueError(
-            f"RNG state could not be restored ({type(err).__name__}: {err}); every generator "
-            "was put back as it was. Pass an unmodified capture_rng_state() snapshot, with "
-            "generators of the same device as when it was captured."
-        ) from err
-    except BaseException:
-        _set_rng_state(snapshot, generators)
-        raise
-
-
-def _set_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
-    for name, gen in generators.items():
-        gen.set_state(state["generators"][name].cpu())
-    torch.set_rng_state(state["torch"].cpu())
-    numpy_state = state["numpy"]
-    keys = numpy_state["keys"]
-    keys = keys.cpu().numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
-    np.random.set_state(
-        (
-            numpy_state["bit_generator"],
-            keys.astype(np.uint32),
-            int(numpy_state["pos"]),
-            int(numpy_state["has_gauss"]),
-            float(numpy_state["cached_gaussian"]),
-        )
-    )
-    python_state = state["python"]
-    random.setstate(
-        (python_state["version"], tuple(python_state["state"]), python_state["gauss_next"])
-    )
-    saved_cuda = list(state["cuda"])
-    if saved_cuda and torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        if count != len(saved_cuda):
-            logger.warning(
-                "RNG state holds %d CUDA device state(s) but %d device(s) are visible; "
-                "restoring the first %d, so resume is not bit-exact on the others.",
-                len(saved_cuda),
-                count,
-                min(count, len(saved_cuda)),
-            )
-        for index, cuda_state in enumerate(saved_cuda[:count]):
-            torch.cuda.set_rng_state(cuda_state.cpu(), device=index)
-    elif saved_cuda:
-        logger.warning(
-            "RNG state holds %d CUDA device state(s) but CUDA is not available; CUDA "
-            "generators are not restored.",
-            len(saved_cuda),
-        )
 
 
 # ---------------------------------------------------------------------------- config diff
@@ -428,7 +127,7 @@ def _config_differences(
 # -------------------------------------------------------------------------------- manager
 
 
-def _library_version() -> str:
+def installed_version() -> str:
     import sys
 
     package = sys.modules.get("jepa_blocks")
@@ -508,7 +207,7 @@ class CheckpointManager:
         if config is not None:
             if not isinstance(config, Mapping):
                 raise ValueError(
-                    f"config must be a dict, got {_kind_name(config)}; pass "
+                    f"config must be a dict, got {kind_name(config)}; pass "
                     "dataclasses.asdict(config) or vars(args)."
                 )
             config = weights_only_safe(config)
@@ -521,7 +220,7 @@ class CheckpointManager:
         self.config: dict[str, Any] | None = config
         self.ignore_keys: tuple[str, ...] = tuple(str(k) for k in ignore_keys)
         self.library_version = (
-            str(library_version) if library_version is not None else _library_version()
+            str(library_version) if library_version is not None else installed_version()
         )
         # (step, metric) of best.pt once known; read lazily from disk on the first save.
         self._best: tuple[int, float] | None = None
@@ -598,12 +297,12 @@ class CheckpointManager:
                 metric = metric.item()
             if isinstance(metric, bool) or not isinstance(metric, (int, float, np.number)):
                 raise ValueError(
-                    f"metric must be a float or None, got {_kind_name(metric)}; pass float(value)."
+                    f"metric must be a float or None, got {kind_name(metric)}; pass float(value)."
                 )
             metric = float(metric)
         if not isinstance(state, Mapping):
             raise ValueError(
-                f"state must be a dict of state dicts, got {_kind_name(state)}; pass e.g. "
+                f"state must be a dict of state dicts, got {kind_name(state)}; pass e.g. "
                 "{'model': model.state_dict(), 'optimizer': optimizer.state_dict()}."
             )
         state = dict(state)
@@ -651,7 +350,7 @@ class CheckpointManager:
         for old in doomed:
             old.unlink(missing_ok=True)
         if doomed:
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         self._attached = True
         return path
 
@@ -691,14 +390,14 @@ class CheckpointManager:
         try:
             os.link(source, tmp)
         except OSError:
-            _atomic_write(self.best_path, copy)
+            atomic_write(self.best_path, copy)
             return
         try:
             os.replace(tmp, self.best_path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
     def _remove_stale_temporaries(self) -> None:
         for entry in self.directory.iterdir():
@@ -742,7 +441,7 @@ class CheckpointManager:
                 "resume from an earlier checkpoint or delete it."
             ) from err
         if not isinstance(payload, dict) or any(k not in payload for k in _PAYLOAD_KEYS):
-            have = sorted(payload) if isinstance(payload, dict) else _kind_name(payload)
+            have = sorted(payload) if isinstance(payload, dict) else kind_name(payload)
             raise _UnreadableCheckpointError(
                 f"checkpoint {str(path)!r} is not a CheckpointManager payload (expected keys "
                 f"{list(_PAYLOAD_KEYS)}, found {have}); load it with torch.load instead."

@@ -25,7 +25,9 @@ import torch
 from timm.data import resolve_model_data_config
 from torch import Tensor, nn
 
-from jepa_blocks.checkpoint import _atomic_write, _library_version
+from jepa_blocks.training.atomic import atomic_write
+from jepa_blocks.training.checkpoint import installed_version
+from jepa_blocks.training.unwrap import unwrap_model
 
 __all__ = ["export_timm_encoder", "load_timm_encoder", "timm_encoder_state_dict"]
 
@@ -50,18 +52,12 @@ def _safetensors() -> Any:
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
-    """Peel DDP / DataParallel / torch.compile wrappers and the backbone adapter's ``.model``."""
+    """Peel the training wrappers and the backbone adapter's ``.model`` down to timm's model."""
     for _ in range(8):
-        if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            module = module.module
-        elif isinstance(getattr(module, "_orig_mod", None), nn.Module):
-            module = module._orig_mod
-        elif _is_timm_model(module):
-            return module
-        elif isinstance(getattr(module, "model", None), nn.Module):
-            module = module.model
-        else:
+        module = unwrap_model(module)
+        if _is_timm_model(module) or not isinstance(getattr(module, "model", None), nn.Module):
             break
+        module = module.model
     if not _is_timm_model(module):
         raise ValueError(
             f"expected a timm model or a backbone adapter holding one as .model, got "
@@ -306,7 +302,7 @@ def export_timm_encoder(
         "format": "pt",
         _META_NAME: model_name,
         "library": "jepa_blocks",
-        "library_version": _library_version(),
+        "library_version": installed_version(),
     }
     try:
         metadata[_META_KWARGS] = json.dumps(timm_kwargs, sort_keys=True)
@@ -318,7 +314,7 @@ def export_timm_encoder(
             path,
         )
     data = save(state, metadata=metadata)
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def load_timm_encoder(

@@ -1,0 +1,40 @@
+"""Training infrastructure shared by every example: the one atomic write, RNG capture,
+checkpoints with exact resume, learning-rate schedules and parameter groups, export to stock
+timm, and the one unwrap of DDP / compile wrappers."""
+
+from jepa_blocks.training.atomic import atomic_save, atomic_write, fsync_directory
+from jepa_blocks.training.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    CheckpointManager,
+    ConfigMismatchError,
+)
+from jepa_blocks.training.export import (
+    export_timm_encoder,
+    load_timm_encoder,
+    timm_encoder_state_dict,
+)
+from jepa_blocks.training.rng import capture_rng_state, restore_rng_state
+from jepa_blocks.training.schedules import parameter_groups, warmup_cosine
+from jepa_blocks.training.serialization import check_weights_only_safe, weights_only_safe
+from jepa_blocks.training.unwrap import unwrap_model
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "CheckpointManager",
+    "ConfigMismatchError",
+    "atomic_save",
+    "atomic_write",
+    "capture_rng_state",
+    "check_weights_only_safe",
+    "export_timm_encoder",
+    "fsync_directory",
+    "load_timm_encoder",
+    "parameter_groups",
+    "restore_rng_state",
+    "timm_encoder_state_dict",
+    "unwrap_model",
+    "warmup_cosine",
+    "weights_only_safe",
+]
