@@ -7,9 +7,12 @@ max-pooling (``cifar_stem=True``). Weights are never downloaded unless ``pretrai
 """
 
 import difflib
+import inspect
+import re
 from typing import Any
 
 import timm
+import torch
 from torch import Tensor, nn
 
 from jepa_blocks._typing import Float, typecheck
@@ -39,25 +42,32 @@ class Backbone(nn.Module):
         self.name = name
 
     @typecheck
-    def forward(self, images: Float[Tensor, "b c hh ww"]) -> Float[Tensor, "b {self.dim}"]:
-        """Embed a batch of images.
+    def forward(
+        self, images: Float[Tensor, "b *views c hh ww"]
+    ) -> Float[Tensor, "b *views {self.dim}"]:
+        """Embed images ``(b, c, h, w)`` -> ``(b, dim)``, or views ``(b, m, c, h, w)`` ->
+        ``(b, m, dim)`` in one call of the model (the view axis folded into the batch).
 
         Raises:
-            ValueError: the images are not ``(b, c, h, w)``, or the wrapped model does not
-                return ``(b, dim)``.
+            ValueError: the images are not ``(b, c, h, w)`` or ``(b, m, c, h, w)``, or the
+                wrapped model does not return ``(b, dim)``.
         """
-        if images.dim() != 4:
+        if images.dim() not in (4, 5):
             raise ValueError(
-                f"images must be (b, c, h, w), got shape {tuple(images.shape)}; for a sequence "
-                "of views fold the view axis into the batch first."
+                f"images must be (b, c, h, w) or views (b, m, c, h, w), got shape "
+                f"{tuple(images.shape)}."
             )
-        out = self.model(images)
+        flat = images.flatten(0, 1) if images.dim() == 5 else images
+        if images.dim() == 5 and flat.is_cuda:
+            # Convolutions are fastest channels-last on CUDA (bf16 tensor cores).
+            flat = flat.contiguous(memory_format=torch.channels_last)
+        out = self.model(flat)
         if out.dim() != 2 or out.shape[1] != self.dim:
             raise ValueError(
                 f"backbone returned shape {tuple(out.shape)}, expected (b, {self.dim}); build "
                 "timm models with num_classes=0, or pool your module's output to (b, dim)."
             )
-        return out
+        return out.unflatten(0, images.shape[:2]) if images.dim() == 5 else out
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, name={self.name!r}"
@@ -91,6 +101,7 @@ def create_backbone(
     *,
     pretrained: bool = False,
     cifar_stem: bool = False,
+    image_size: int | None = None,
     dim: int | None = None,
     **timm_kwargs: Any,
 ) -> Backbone:
@@ -101,19 +112,23 @@ def create_backbone(
             ``"convnext_atto"``, ...) or an ``nn.Module`` returning ``(b, dim)``.
         pretrained: load timm's pretrained weights (downloads them; off by default).
         cifar_stem: give a ResNet the paper's 3x3 stride-1 stem without max-pool.
+        image_size: the input size: passed as ``img_size`` to models that take it (ViTs and
+            other patch-embedding models, built for 224 px by default); convolutional models
+            take any size and ignore it.
         dim: the embedding width of a custom module; defaults to its ``head_hidden_size``
             (timm's pre-logits width) or else its ``num_features``.
         **timm_kwargs: passed to ``timm.create_model`` (``img_size=32`` for a ViT, ...).
 
     Raises:
-        ValueError: an unknown timm name (with close matches), ``cifar_stem`` on a non-ResNet,
-            or a custom module whose width cannot be determined.
+        ValueError: an unknown timm name (with close matches), a keyword argument the timm
+            model does not take (with the ones it takes), ``cifar_stem`` on a non-ResNet, or a
+            custom module whose width cannot be determined.
     """
     if isinstance(name_or_module, nn.Module):
-        if cifar_stem or pretrained or timm_kwargs:
+        if cifar_stem or pretrained or timm_kwargs or image_size is not None:
             raise ValueError(
-                "cifar_stem, pretrained and timm kwargs apply to timm names only; configure "
-                "your own module before passing it."
+                "cifar_stem, pretrained, image_size and timm kwargs apply to timm names only; "
+                "configure your own module before passing it."
             )
         width = dim if dim is not None else _output_width(name_or_module)
         if not isinstance(width, int):
@@ -131,7 +146,44 @@ def create_backbone(
         raise ValueError(f"unknown timm model {name!r}.{hint} See timm.list_models().")
     if dim is not None:
         raise ValueError("dim is derived from the timm model; do not pass it with a name.")
-    model = timm.create_model(name, pretrained=pretrained, num_classes=0, **timm_kwargs)
+    model = _create_timm(name, pretrained, image_size, timm_kwargs)
     if cifar_stem:
         _set_cifar_stem(model, name)
     return Backbone(model, int(_output_width(model)), name=name)
+
+
+def _create_timm(
+    name: str, pretrained: bool, image_size: int | None, kwargs: dict[str, Any]
+) -> nn.Module:
+    """``timm.create_model`` with ``img_size`` where the model takes one, and a clear error
+    for a keyword argument it does not take (timm's own is a TypeError from deep inside)."""
+    try:
+        if image_size is not None and "img_size" not in kwargs:
+            try:
+                return timm.create_model(
+                    name, pretrained=pretrained, num_classes=0, img_size=image_size, **kwargs
+                )
+            except TypeError as error:
+                if _unexpected_keyword(error) != "img_size":
+                    raise
+        return timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+    except TypeError as error:
+        keyword = _unexpected_keyword(error)
+        if keyword is None:
+            raise
+        with torch.device("meta"):  # only to read the constructor's signature
+            cls = type(timm.create_model(name, num_classes=0))
+        accepted = [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        raise ValueError(
+            f"timm model {name!r} ({cls.__name__}) does not take {keyword!r}; it takes: "
+            f"{', '.join(accepted)}."
+        ) from error
+
+
+def _unexpected_keyword(error: TypeError) -> str | None:
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    return match.group(1) if match else None

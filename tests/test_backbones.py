@@ -155,11 +155,41 @@ def test_forward_errors() -> None:
     with pytest.raises(TypeCheckError):
         backbone(torch.randn(3, 8, 8))  # unbatched image
     raw_forward = inspect.unwrap(Backbone.forward)
-    with pytest.raises(ValueError, match=r"images must be \(b, c, h, w\).*fold the view axis"):
-        raw_forward(backbone, torch.randn(2, 3, 3, 8, 8))
+    # (b, m, c, h, w) views are embedded (test_views_are_embedded_in_one_call); more is not.
+    with pytest.raises(ValueError, match=r"images must be \(b, c, h, w\) or views \(b, m, c, h"):
+        raw_forward(backbone, torch.randn(2, 2, 3, 3, 8, 8))
     unpooled = Backbone(nn.Conv2d(3, 4, 3), 4)
     with pytest.raises(ValueError, match=r"backbone returned shape \(2, 4, 6, 6\), expected"):
         unpooled(torch.randn(2, 3, 8, 8))
     wrong_width = create_backbone(_Pooled(4, advertise=False), dim=6)
     with pytest.raises(ValueError, match=r"returned shape \(2, 4\), expected \(b, 6\)"):
         wrong_width(torch.randn(2, 3, 8, 8))
+
+
+def test_views_are_embedded_in_one_call() -> None:
+    backbone = create_backbone("test_resnet").eval()
+    calls = []
+    backbone.model.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape))
+    views = torch.randn(2, 3, 3, 32, 32)
+    out = backbone(views)
+    assert out.shape == (2, 3, backbone.dim) and calls == [(6, 3, 32, 32)]
+    torch.testing.assert_close(out[1, 2], backbone(views[1, 2:3])[0])
+    with pytest.raises(TypeCheckError):
+        backbone(torch.randn(3, 32, 32))
+
+
+def test_image_size_reaches_patch_embedding_models_only() -> None:
+    vit = create_backbone("test_vit", image_size=32)
+    assert vit(torch.randn(2, 3, 32, 32)).shape == (2, vit.dim)
+    cnn = create_backbone("test_resnet", image_size=32)  # any size: nothing to pass
+    assert cnn(torch.randn(2, 3, 32, 32)).shape == (2, cnn.dim)
+    with pytest.raises(ValueError, match="image_size and timm kwargs apply to timm names only"):
+        create_backbone(nn.Linear(4, 4), image_size=32)
+
+
+def test_a_keyword_the_model_does_not_take_is_named_with_the_accepted_ones() -> None:
+    with pytest.raises(
+        ValueError, match=r"timm model 'test_resnet' \(ResNet\) does not take 'zero_init'; "
+        r"it takes: .*zero_init_last"
+    ):
+        create_backbone("test_resnet", zero_init="yes")

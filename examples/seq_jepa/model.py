@@ -51,15 +51,6 @@ VARIANTS = ("seq-jepa", "no-action", "tokens-only", "predictor-only", "byol", "s
 ACTION_NORM_CALLS = ("single", "separate", "separate-zero-slot")
 
 
-def _encode_views(encoder: nn.Module, views: Tensor) -> Tensor:
-    """Fold the view axis into the batch: one encoder call for all views of all sequences."""
-    b, k = views.shape[:2]
-    images = views.flatten(0, 1)
-    if images.is_cuda:  # convolutions are fastest channels-last on CUDA (bf16 tensor cores)
-        images = images.contiguous(memory_format=torch.channels_last)
-    return encoder(images).unflatten(0, (b, k))
-
-
 @dataclass
 class SeqJEPAConfig:
     """Everything that defines the model; the defaults are the paper's (3DIEBench, rot)."""
@@ -67,7 +58,8 @@ class SeqJEPAConfig:
     variant: str = "seq-jepa"  # one of VARIANTS; the ablations of Table 4 and a BYOL baseline
     backbone: str = "resnet18"  # any timm model name
     cifar_stem: bool = False  # 3x3 stride-1 stem, no max-pool (CIFAR-100, STL-10 glimpses)
-    backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"img_size": 32}
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"drop_path_rate": 0.1}
+    image_size: int | None = None  # passed to patch-embedding backbones (ViTs) as img_size
     dim_action: int = 4  # raw action width: 4 rot, 6 rotcolor, 9 augmentations, 2 saccades
     dim_action_embed: int = 128  # the paper's a_dim (Table 4)
     depth: int = 3  # aggregator layers
@@ -137,7 +129,10 @@ class SeqJEPA(nn.Module):
             raise ValueError("variant 'byol' is built by build_model as BYOL, not SeqJEPA.")
         self.config = config
         self.encoder = jb.create_backbone(
-            config.backbone, cifar_stem=config.cifar_stem, **config.backbone_kwargs
+            config.backbone,
+            cifar_stem=config.cifar_stem,
+            image_size=config.image_size,
+            **config.backbone_kwargs,
         )
         dim_view = self.encoder.dim
         uses_actions = config.actions_in_tokens or config.actions_in_predictor
@@ -174,7 +169,7 @@ class SeqJEPA(nn.Module):
 
     def encode(self, views: Tensor) -> Tensor:
         """``(b, k, c, h, w)`` -> ``(b, k, dv)``: the encoder on every view (one batched call)."""
-        return _encode_views(self.encoder, views)
+        return self.encoder(views)  # (b, k, c, h, w) -> (b, k, dv) in one call
 
     def _embed_actions(self, actions: Tensor) -> Tensor | None:
         if self.action_encoder is None:
@@ -265,7 +260,10 @@ class BYOL(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = jb.create_backbone(
-            config.backbone, cifar_stem=config.cifar_stem, **config.backbone_kwargs
+            config.backbone,
+            cifar_stem=config.cifar_stem,
+            image_size=config.image_size,
+            **config.backbone_kwargs,
         )
         dim = self.encoder.dim
         # BN-MLPs (Linear without bias -> BN -> ReLU -> Linear), as BYOL's.
@@ -283,7 +281,7 @@ class BYOL(nn.Module):
         return self.encoder.dim
 
     def encode(self, views: Tensor) -> Tensor:
-        return _encode_views(self.encoder, views)
+        return self.encoder(views)  # (b, k, c, h, w) -> (b, k, dv) in one call
 
     def aggregate(self, z: Tensor, actions: Tensor) -> Tensor:
         return z.mean(dim=1)
@@ -342,7 +340,7 @@ def compute_loss(
         return (1 - lam) * prediction + lam * regulariser, out
     if isinstance(plain, BYOL):
         with torch.no_grad():
-            pair = _encode_views(target.target["encoder"], views[:, :2])
+            pair = target.target["encoder"](views[:, :2])
             targets = target.target["projector"](pair.flatten(0, 1))
             targets = targets.unflatten(0, (views.shape[0], 2))
         # Symmetric: view 1 predicts view 2's target, and vice versa.

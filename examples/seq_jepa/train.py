@@ -206,6 +206,7 @@ def model_config(config: TrainConfig, data: DataBundle) -> SeqJEPAConfig:
         action_norm_calls=config.action_norm_calls,
         sigreg_lambda=config.sigreg_lambda,
         attn_core=config.attn_core,
+        image_size=config.image_size,
     )
 
 
@@ -224,6 +225,7 @@ def checked_config(config: TrainConfig, model_cfg: SeqJEPAConfig) -> dict[str, A
     """The fields a resumed run must share with the run that wrote the checkpoint."""
     train = {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS}
     checked = {"train": train, "model": model_cfg.to_dict()}
+    checked["model"].pop("image_size", None)  # train.image_size, which is checked
     for section in checked.values():
         for key, default in ADDED_FIELD_DEFAULTS.items():
             if key in section and section[key] == default:
