@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data import DataBundle, build_data  # noqa: E402
+from evaluate import evaluate_sequence_model  # noqa: E402
 from model import (  # noqa: E402
     ACTION_NORM_CALLS,
     VARIANTS,
@@ -60,7 +61,6 @@ from report import format_results_table, plot_curves  # noqa: E402
 
 import jepa_blocks as jb  # noqa: E402
 from jepa_blocks.data.sampler import ResumableSampler  # noqa: E402
-from jepa_blocks.eval import evaluate_sequence_model  # noqa: E402
 from jepa_blocks.training import (  # noqa: E402
     CheckpointError,
     CheckpointManager,
@@ -538,6 +538,8 @@ class Trainer:
                 first = teacher(views[:, 0]).float()
                 for buffer, copy in zip(buffers, saved, strict=True):
                     buffer.copy_(copy)
+            if not bool(torch.isfinite(first).all()):  # the target diverged: no measurement
+                return
             pair = (z[:, 0], first)
         self.monitor(z, step=self.global_step, teacher=pair)
 
