@@ -1,4 +1,5 @@
-"""Tests for jepa_blocks.eval.probes: heads on frozen features reach the analytic optimum."""
+"""Tests for jepa_blocks.eval.heads, .linear and .regression: heads on frozen features reach
+the analytic optimum."""
 
 import inspect
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from jepa_blocks.eval.probes import (
+from jepa_blocks.eval import (
     ProbeResult,
     RegressionResult,
     fit_linear_probe,

@@ -15,7 +15,6 @@ import torch
 
 from jepa_blocks.actions import relative_rotation
 from jepa_blocks.eval import ridge
-from jepa_blocks.eval.features import absolute_rotation_target
 from jepa_blocks.eval.metrics import r2_score
 from jepa_blocks.eval.ridge import (
     DEFAULT_PENALTIES,
@@ -24,6 +23,7 @@ from jepa_blocks.eval.ridge import (
     rotation_ridge_r2,
     sample_view_pairs,
 )
+from jepa_blocks.eval.targets import absolute_rotation_target
 
 OBJECTS, VIEWS, DIM = 40, 12, 10
 

@@ -247,6 +247,31 @@ class SeqJEPA(nn.Module):
         return out
 
 
+    @property
+    def ema_tracked(self) -> nn.Module | None:
+        """What the EMA target copies: the encoder alone (spec §1.2), none with SIGReg."""
+        return self.encoder if self.sigreg is None else None
+
+    def target_encoder(self, target: jb.EMATarget) -> nn.Module:
+        """The target's encoder, whose outputs compare with ``z``."""
+        return target
+
+    def loss(
+        self, out: dict[str, Tensor], views: Tensor, target: jb.EMATarget | None
+    ) -> Tensor:
+        """``1 - cos(z_hat, sg(f_ema(x_{M+1})))``; with SIGReg (no target) the online target
+        embedding without stop-gradient, plus ``lam`` SIGReg over every view."""
+        if self.sigreg is None:
+            with torch.no_grad():
+                goal = target(views[:, -1])
+            return jb.seq_jepa_loss(out["z_hat"], goal)
+        lam = self.config.sigreg_lambda
+        prediction = jb.seq_jepa_loss(out["z_hat"], out["z_target"])
+        z_all = torch.cat((out["z"], out["z_target"][:, None]), dim=1)
+        regulariser = self.sigreg(z_all.transpose(0, 1).float())  # (views, b, dv)
+        out["prediction_loss"], out["sigreg"] = prediction.detach(), regulariser.detach()
+        return (1 - lam) * prediction + lam * regulariser
+
 class BYOL(nn.Module):
     """The invariant baseline from the same blocks: encoder -> projector -> predictor, EMA
     target on encoder + projector, symmetric ``1 - cos`` between the first two views.
@@ -295,6 +320,25 @@ class BYOL(nn.Module):
         return {"z": z, "z_agg": z.mean(dim=1), "z_hat": predictions}
 
 
+    @property
+    def ema_tracked(self) -> nn.Module:
+        """What the EMA target copies: encoder and projector."""
+        return self.online
+
+    def target_encoder(self, target: jb.EMATarget) -> nn.Module:
+        """The target's encoder, whose outputs compare with ``z``."""
+        return target.target["encoder"]
+
+    def loss(self, out: dict[str, Tensor], views: Tensor, target: jb.EMATarget) -> Tensor:
+        """Symmetric: view 1 predicts view 2's target projection, and vice versa."""
+        with torch.no_grad():
+            pair = target.target["encoder"](views[:, :2])
+            targets = target.target["projector"](pair.flatten(0, 1))
+            targets = targets.unflatten(0, (views.shape[0], 2))
+        return jb.seq_jepa_loss(out["z_hat"][:, 0], targets[:, 1]) + jb.seq_jepa_loss(
+            out["z_hat"][:, 1], targets[:, 0]
+        )
+
 def build_model(config: SeqJEPAConfig) -> SeqJEPA | BYOL:
     """The online network for ``config.variant``."""
     return BYOL(config) if config.variant == "byol" else SeqJEPA(config)
@@ -303,51 +347,25 @@ def build_model(config: SeqJEPAConfig) -> SeqJEPA | BYOL:
 def build_target(
     model: SeqJEPA | BYOL, schedule: jb.MomentumSchedule
 ) -> jb.EMATarget | None:
-    """The EMA target: the encoder for seq-JEPA (spec §1.2: only the backbone has a target
-    copy), encoder + projector for BYOL, none for ``seq-jepa-sigreg``."""
-    if not model.config.uses_ema:
-        return None
-    online = model.online if isinstance(model, BYOL) else model.encoder
-    return jb.EMATarget(online, schedule=schedule)
+    """The EMA target of what the model says it tracks (``model.ema_tracked``), or None."""
+    tracked = model.ema_tracked
+    return None if tracked is None else jb.EMATarget(tracked, schedule=schedule)
 
 
 def online_for_target(model: SeqJEPA | BYOL) -> nn.Module:
     """The module whose weights the EMA target tracks."""
-    return model.online if isinstance(model, BYOL) else model.encoder
+    return model.ema_tracked
 
 
 def target_encoder(model: SeqJEPA | BYOL, target: jb.EMATarget | None) -> nn.Module | None:
     """The EMA copy of the encoder alone (its output is comparable with ``z``), or None."""
-    if target is None:
-        return None
-    return target.target["encoder"] if isinstance(model, BYOL) else target
+    return None if target is None else model.target_encoder(target)
 
 
 def compute_loss(
     model: nn.Module, target: jb.EMATarget | None, views: Tensor, actions: Tensor
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """One forward of the online network (possibly DDP-wrapped or compiled) and the loss
-    against the EMA target, or with SIGReg for ``seq-jepa-sigreg`` (``target`` None).
-    Works for seq-JEPA, its ablations and BYOL."""
+    """One forward of the online network (possibly DDP-wrapped or compiled) and the loss the
+    model defines (``SeqJEPA.loss``, ``BYOL.loss``)."""
     out = model(views, actions)
-    plain = unwrap_model(model)
-    if plain.config.variant == "seq-jepa-sigreg":
-        lam = plain.config.sigreg_lambda
-        prediction = jb.seq_jepa_loss(out["z_hat"], out["z_target"])  # no stop-gradient
-        z_all = torch.cat((out["z"], out["z_target"][:, None]), dim=1)
-        regulariser = plain.sigreg(z_all.transpose(0, 1).float())  # (views, b, dv)
-        out["prediction_loss"], out["sigreg"] = prediction.detach(), regulariser.detach()
-        return (1 - lam) * prediction + lam * regulariser, out
-    if isinstance(plain, BYOL):
-        with torch.no_grad():
-            pair = target.target["encoder"](views[:, :2])
-            targets = target.target["projector"](pair.flatten(0, 1))
-            targets = targets.unflatten(0, (views.shape[0], 2))
-        # Symmetric: view 1 predicts view 2's target, and vice versa.
-        loss = jb.seq_jepa_loss(out["z_hat"][:, 0], targets[:, 1]) + jb.seq_jepa_loss(
-            out["z_hat"][:, 1], targets[:, 0]
-        )
-        return loss, out
-    with torch.no_grad():
-        target_embedding = target(views[:, -1])
-    return jb.seq_jepa_loss(out["z_hat"], target_embedding), out
+    return unwrap_model(model).loss(out, views, target), out

@@ -168,7 +168,7 @@ if 0 in eval_at:
     probe(0, None)
 model.train()
 if a.variant == "supervised-rot":
-    from jepa_blocks.eval.features import absolute_rotation_target
+    from jepa_blocks.eval import absolute_rotation_target
 
     head = nn.Linear(model.encoder.dim, 4)
     sopt = torch.optim.AdamW(

@@ -28,8 +28,8 @@ from torch import Tensor
 
 from jepa_blocks._typing import Float, Int, typecheck
 from jepa_blocks.actions import relative_rotation
-from jepa_blocks.eval.features import absolute_rotation_target
 from jepa_blocks.eval.metrics import r2_score
+from jepa_blocks.eval.targets import absolute_rotation_target
 
 __all__ = [
     "DEFAULT_PENALTIES",
