@@ -279,11 +279,19 @@ class ActionEncoder(nn.Module):
         return out.reshape(*batch_shape, self.dim_embed)
 
     def _normalize(self, rows: Tensor) -> Tensor:
-        if self.norm_kind == "batch" and self.training and rows.shape[0] < 2:
-            raise ValueError(
-                "BatchNorm in training mode needs at least 2 action rows, got "
-                f"{rows.shape[0]}; use a larger batch, eval mode, or norm='layer'/None."
-            )
+        if self.norm_kind == "batch" and self.training:
+            if torch.compiler.is_compiling():
+                # With a padding mask the number of real rows is data-dependent: the compiled
+                # graph cannot branch on it, so the check becomes a runtime assertion there.
+                torch._check(
+                    rows.shape[0] >= 2,
+                    lambda: "BatchNorm in training mode needs at least 2 action rows",
+                )
+            elif rows.shape[0] < 2:
+                raise ValueError(
+                    "BatchNorm in training mode needs at least 2 action rows, got "
+                    f"{rows.shape[0]}; use a larger batch, eval mode, or norm='layer'/None."
+                )
         return self.norm(rows)
 
     def extra_repr(self) -> str:

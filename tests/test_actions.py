@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _contract import assert_every_parameter_gets_a_gradient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
@@ -352,9 +353,7 @@ def test_action_encoder_shapes_and_gradients(norm, hidden, batch_shape) -> None:
     out = enc(actions)
     assert out.shape == (*batch_shape, 8)
     (out * torch.randn_like(out)).sum().backward()
-    for name, p in enc.named_parameters():
-        assert p.grad is not None, name
-        assert p.grad.abs().sum() > 0, name
+    assert_every_parameter_gets_a_gradient(enc)
 
 
 def test_action_encoder_matches_manual_computation() -> None:

@@ -6,6 +6,7 @@ import inspect
 import pytest
 import torch
 import torch.nn.functional as F
+from _contract import assert_every_parameter_gets_a_gradient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
@@ -117,9 +118,7 @@ def test_shapes_and_every_parameter_gets_a_gradient(mode: str, norm: str, batch:
     out = predictor(x, cond)
     assert out.shape == (batch, 6)
     (out * torch.randn_like(out)).sum().backward()
-    for name, p in predictor.named_parameters():
-        assert p.grad is not None, name
-        assert p.grad.abs().sum() > 0, name
+    assert_every_parameter_gets_a_gradient(predictor)
     assert x.grad.abs().sum() > 0
     # Zero-initialised modulation passes no gradient to the condition at first; concat does.
     assert (cond.grad.abs().sum() > 0) == (mode == "concat")

@@ -410,7 +410,10 @@ def _online(q, k, v, key_padding_mask, causal, dropout_p, scale, block_size):
             )
         # Drawn from the global RNG so torch.manual_seed makes runs reproducible.
         seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
-    out = _OnlineAttention.apply(q2, k2, v2, bias, causal, scale, block_size, dropout_p, seed)
+    # The core picks its own precision (half types in fp32, above): under autocast its GEMMs
+    # would be re-cast to bf16/fp16 and clash with its fp32 in-place accumulators.
+    with torch.autocast(q.device.type, enabled=False):
+        out = _OnlineAttention.apply(q2, k2, v2, bias, causal, scale, block_size, dropout_p, seed)
     return rearrange(out, "(b h) n dh -> b h n dh", b=b).to(q.dtype)
 
 
