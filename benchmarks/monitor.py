@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+import jepa_blocks as jb
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_jepa"))
@@ -36,10 +38,13 @@ def measure(preset: str, reps: int, threads: int) -> dict:
 
     argv = ["--preset", preset, "--no-progress", "--monitor-every", "0", "--threads", str(threads)]
     config = train.resolve_config(train.parse_args(argv))
-    every = train.PRESETS[preset].get("monitor_every", train.TrainConfig.monitor_every)
+    from config import TrainConfig
+    from presets import PRESETS
+
+    every = PRESETS[preset].get("monitor_every", TrainConfig.monitor_every)
     with tempfile.TemporaryDirectory() as out:
         trainer = train.Trainer(config, Path(out), resume=False)
-        trainer.monitor = train.jb.CollapseMonitor(every, warn=False)
+        trainer.monitor = jb.CollapseMonitor(every, warn=False)
         trainer.network.train()
         trainer.target.train()
         steps, looks = [], []

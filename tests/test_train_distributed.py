@@ -42,10 +42,11 @@ from jepa_blocks.data.sampler import ResumableSampler
 
 sys.path.insert(0, str(REPO / "examples" / "seq_jepa"))
 
+from config import TrainConfig, config_from_values, model_config  # noqa: E402
 from data import build_data  # noqa: E402
 from model import build_model, build_target, compute_loss, online_for_target  # noqa: E402
-from presets import PRESETS, TrainConfig  # noqa: E402
-from train import build_optimizer, model_config, parameter_checksum  # noqa: E402
+from presets import PRESETS  # noqa: E402
+from trainer import build_optimizer, parameter_checksum  # noqa: E402
 
 from jepa_blocks.training import warmup_cosine  # noqa: E402
 
@@ -86,14 +87,14 @@ def ddp_run(runs: dict[str, TrainRun]) -> TrainRun:
 
 
 def _smoke_config() -> TrainConfig:
-    return TrainConfig(preset="smoke", **PRESETS["smoke"])
+    return config_from_values({"preset": "smoke", **PRESETS["smoke"]})
 
 
 def _reference(config: TrainConfig) -> tuple[torch.nn.Module, jb.EMATarget, list[float]]:
     """Single-process emulation of the 2-rank run (same construction order as Trainer)."""
     torch.manual_seed(config.seed)
     data = build_data(config)
-    model = build_model(model_config(config, data))
+    model = build_model(model_config(config, data.dim_action))
     per_rank = config.batch_size // WORLD
     shards = [
         ResumableSampler(
@@ -157,7 +158,7 @@ def test_ranks_end_with_identical_parameters(
     # The logged checksum is the checksum of what rank 0 saved, so rank 1 holds it too.
     monkeypatch.setenv("JEPA_BLOCKS_CACHE", str(cache))
     config = _smoke_config()
-    model = build_model(model_config(config, build_data(config)))
+    model = build_model(model_config(config, build_data(config).dim_action))
     target = build_target(model, jb.ConstantMomentum(0.99))
     state = load_checkpoint(step_checkpoints(ddp_run.out)[-1])["state"]
     model.load_state_dict(state["model"])

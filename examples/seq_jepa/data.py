@@ -12,7 +12,7 @@ reported here, before a model is built.
 from dataclasses import dataclass
 from typing import Any
 
-from presets import TrainConfig
+from config import TrainConfig
 from torch.utils.data import ConcatDataset, Dataset
 
 from jepa_blocks.data.objects import ObjectSequences, RenderedObjects

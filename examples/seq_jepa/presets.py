@@ -6,7 +6,6 @@ print its table in under 10 minutes on 2 CPU cores. ``smoke`` runs in seconds (t
 The ``paper-*`` presets carry spec §3.1's recipe and need ``--data-dir``.
 """
 
-from dataclasses import dataclass, field
 from typing import Any
 
 PAPER_COMMON: dict[str, Any] = {
@@ -130,100 +129,3 @@ PRESETS["cpu-hour"] = {
     "warmup_epochs": 10,
     "save_every_epochs": 10,
 }
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (model widths live in ``SeqJEPAConfig``)."""
-
-    preset: str = "demo"
-    variant: str = "seq-jepa"
-    dataset: str = "objects"  # objects | 3diebench | cifar100 | stl10-pls
-    data_dir: str | None = None
-    image_size: int = 32
-    objects_size: str = "default"  # built-in dataset scale: small | default | large
-    # built-in objects: scene latents (floor hue, light) drawn per view (3DIEBench), per object
-    # or fixed (RenderedObjects(nuisances=...))
-    nuisances: str = "view"
-    action: str = "rot"  # rot | rotcolor (objects, 3diebench); all|crop|jitter|blur; pos
-    seq_len: int = 3  # M_tr: observed views per training sequence (plus one target)
-    backbone: str = "resnet18"
-    cifar_stem: bool = False
-    # The official code's init (torchvision zero_init_residual=True, timm's zero_init_last):
-    # each residual block starts as the identity. See the demo preset for why it is off there.
-    zero_init_residual: bool = True
-    dim_action_embed: int = 128
-    depth: int = 3
-    heads: int = 4
-    pred_hidden: int = 1024
-    dropout: float = 0.1
-    # single (ours: one BatchNorm call for all actions) | separate | separate-zero-slot (the
-    # official code's two calls, 3DIEBench and augmentation/saccade layouts): model.py
-    action_norm_calls: str = "single"
-    # seq-jepa-sigreg: loss = (1 - lam) prediction + lam SIGReg (LeJEPA's lam)
-    sigreg_lambda: float = 0.05
-    epochs: int = 25
-    batch_size: int = 64  # GLOBAL batch: split evenly across torchrun ranks
-    lr: float = 4e-4
-    initial_lr: float = 1e-5
-    final_lr: float = 1e-5
-    warmup_epochs: int = 20
-    weight_decay: float = 1e-3
-    ema_base: float = 0.996
-    ema_final: float = 1.0
-    m_val_max: int = 8
-    probe_epochs_linear: int = 300
-    probe_epochs_mlp: int = 300
-    probe_epochs_linear_regressor: int = 50
-    probe_batch_size: int = 256
-    path_max: int = 0  # path-integration lengths 1..path_max (0: every length the data allows)
-    probe_repeats: int = 1  # built-in data: random sequences per training object for the probes
-    seed: int = 0
-    # operational (not part of the checkpoint compatibility check)
-    num_workers: int = 0
-    threads: int = 0  # torch's intra-op threads; 0: torch's default (one per core)
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    compile: bool = False
-    # the aggregator's attention core (sdpa | online | naive); unset: the library default
-    attn_core: str | None = None
-    sync_bn: bool = False
-    nan_policy: str = "stop"  # stop | skip
-    log_every: int = 10
-    # CollapseMonitor (RankMe, per-dim std, SIGReg statistic, teacher cosine) every k steps;
-    # 0 turns it off. It does not change the training (a no-grad look at the step's embeddings).
-    monitor_every: int = 25
-    save_every_steps: int = 0  # 0: at epoch ends only
-    save_every_epochs: int = 1  # at every k-th epoch end (and the last); SIGTERM always saves
-    keep_last: int = 3
-    max_steps: int = 0  # 0: run all epochs (tests stop early to simulate interruption)
-    evaluate: bool = True
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-#: Fields that may differ between a run and its resumption.
-OPERATIONAL_FIELDS = (
-    "attn_core",
-    "monitor_every",
-    "data_dir",
-    "num_workers",
-    "threads",
-    "device",
-    "compile",
-    "nan_policy",  # a stopped run may be resumed with --nan-policy skip, as the error suggests
-    "log_every",
-    "save_every_steps",
-    "save_every_epochs",
-    "keep_last",
-    "max_steps",
-    "evaluate",
-    "progress",
-    "probe_epochs_linear",
-    "probe_epochs_mlp",
-    "probe_epochs_linear_regressor",
-    "probe_batch_size",
-    "probe_repeats",
-    "path_max",
-    "extra",
-)

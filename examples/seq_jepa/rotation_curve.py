@@ -26,10 +26,15 @@ from jepa_blocks.data.objects import ObjectSequences, RenderedObjects
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from config import (  # noqa: E402
+    MODEL_FIELDS,
+    RUN_FIELDS,
+    TrainConfig,
+    config_from_values,
+    model_config,
+)
 from data import build_data  # noqa: E402
 from model import build_model, build_target  # noqa: E402
-from presets import TrainConfig  # noqa: E402
-from train import model_config  # noqa: E402
 
 from jepa_blocks.eval import extract_view_features, rotation_ridge_r2  # noqa: E402
 
@@ -61,9 +66,11 @@ def action_use(model: torch.nn.Module, target: jb.EMATarget, data: object) -> fl
 
 
 def _load_config(run: Path) -> TrainConfig:
+    """The run's config from its ``config.json`` (flat, before the model was nested, or not);
+    keys of fields that no longer exist are dropped."""
     saved = json.loads((run / "config.json").read_text())["train"]
-    known = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{key: value for key, value in saved.items() if key in known})
+    known = {*RUN_FIELDS, *MODEL_FIELDS, "model"}
+    return config_from_values({key: value for key, value in saved.items() if key in known})
 
 
 def _checkpoints(run: Path) -> list[tuple[int, Path]]:
@@ -84,7 +91,7 @@ def rotation_curve(run: Path, *, num_pairs: int, every: int, progress: bool) -> 
     data = build_data(config)
     if data.view_train is None or data.view_test is None:
         raise SystemExit(f"error: {run}: its dataset has no per-view rotation latents.")
-    model = build_model(model_config(config, data))  # the run's initial weights: the floor
+    model = build_model(model_config(config, data.dim_action))  # initial weights: the floor
     target = build_target(model, jb.ConstantMomentum(config.ema_base))
     sequences = None
     if isinstance(data.view_test, RenderedObjects):  # held-out sequences for action_use
