@@ -36,15 +36,6 @@ from jepa_blocks.data.augment import (
 BICUBIC = InterpolationMode.BICUBIC
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Per-image work on tiny tensors: intra-op threads only add contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _image(seed: int, height: int = 40, width: int = 48) -> torch.Tensor:
     """A smooth-ish random RGB image in [0, 1] (so colour ops have something to act on)."""
     g = torch.Generator().manual_seed(seed)

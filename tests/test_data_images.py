@@ -20,15 +20,6 @@ from jepa_blocks.data.saccades import SaccadeSequences
 GRAYSCALE_PHOTOS = {"brick", "camera", "grass"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Per-image work on tiny tensors: intra-op threads only add contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def photos():
     return load_shipped_photos()

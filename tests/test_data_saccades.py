@@ -20,15 +20,6 @@ from jepa_blocks.data.saccades import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Per-image work on tiny tensors: intra-op threads only add contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Images(torch.utils.data.Dataset):
     def __init__(self, n: int = 6, size: int = 96) -> None:
         self.n, self.size = n, size

@@ -37,16 +37,6 @@ from jepa_blocks.eval import (
     rotation_path_target,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: with the 2 shared cores busy, OpenMP sync makes 2 threads ~30x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # ----------------------------------------------------------------------------- contract
 
 

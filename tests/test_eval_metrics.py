@@ -15,15 +15,6 @@ from jepa_blocks.eval.metrics import knn_top1, r2_score, rankme, top1_accuracy
 SETTINGS = settings(max_examples=20, deadline=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: with the 2 shared cores busy, OpenMP sync makes 2 threads ~30x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def raw(fn):
     """The function without the jaxtyping layer, to reach its own ValueError checks."""
     return inspect.unwrap(fn)

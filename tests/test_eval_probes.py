@@ -19,15 +19,6 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 FAST = {"batch_size": 64, "lr": 1e-2, "progress": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: with the 2 shared cores busy, OpenMP sync makes 2 threads ~30x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def separable(n: int, seed: int, num_classes: int = 4, dim: int = 8):
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, num_classes, (n,), generator=g)
