@@ -22,4 +22,7 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
   echo "== SIGReg forward+backward vs a materialising baseline (goal < 2 ms at n = m = 8192)"
   timeout 180 python benchmarks/sigreg.py --device cuda \
     --json "$out/sigreg-gpu.json" --md "$out/sigreg-gpu.md"
+  echo "== block contract and attention cores on CUDA (fp32, bf16 autocast, compile)"
+  timeout 240 python -m pytest -q -p no:cacheprovider tests/test_block_contract.py \
+    tests/test_attention.py -k cuda || true
 } 2>&1 | tee "$out/gpu-log.txt"
