@@ -46,9 +46,12 @@ from config import TrainConfig, config_from_values, model_config  # noqa: E402
 from data import build_data  # noqa: E402
 from model import build_model, build_target, compute_loss, online_for_target  # noqa: E402
 from presets import PRESETS  # noqa: E402
-from trainer import build_optimizer, parameter_checksum  # noqa: E402
+from trainer import build_optimizer  # noqa: E402
 
-from jepa_blocks.training import warmup_cosine  # noqa: E402
+from jepa_blocks.training import (
+    parameter_checksum,  # noqa: E402
+    warmup_cosine,  # noqa: E402
+)
 
 pytestmark = pytest.mark.slow
 

@@ -2,11 +2,9 @@
 monitor, evaluation and the report. ``Trainer.state_dict`` is everything a checkpoint needs.
 """
 
-import hashlib
 import json
 import logging
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -26,8 +24,12 @@ import jepa_blocks as jb
 from jepa_blocks.data.sampler import ResumableSampler
 from jepa_blocks.training import (
     CheckpointManager,
+    Distributed,
     capture_rng_state,
+    finite_or_null,
+    parameter_checksum,
     parameter_groups,
+    precision_dtype,
     restore_rng_state,
     warmup_cosine,
 )
@@ -54,42 +56,6 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf and ``--nan-policy stop`` is in force."""
 
 
-# ----------------------------------------------------------------------------- distributed
-
-
-class Distributed:
-    """torchrun's environment, or a single process."""
-
-    def __init__(self, device_arg: str) -> None:
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        wants_cuda = device_arg == "cuda" or (device_arg == "auto" and torch.cuda.is_available())
-        if wants_cuda:
-            torch.cuda.set_device(self.local_rank)
-            self.device = torch.device("cuda", self.local_rank)
-        else:
-            self.device = torch.device("cpu" if device_arg == "auto" else device_arg)
-        if self.world_size > 1:
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-
-
 # ----------------------------------------------------------------------------- optimisation
 
 
@@ -107,21 +73,8 @@ def build_optimizer(
     )
 
 
-def parameter_checksum(module: nn.Module) -> str:
-    """SHA-256 (first 16 hex digits) of the parameters' names and exact bytes. Buffers are left
-    out: under DDP, BN running statistics come from each rank's own shard and differ."""
-    sha = hashlib.sha256()
-    for name, param in sorted(module.named_parameters(), key=lambda item: item[0]):
-        sha.update(name.encode())
-        sha.update(param.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
-    return sha.hexdigest()[:16]
-
-
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return precision_dtype(config.precision, device)
 
 
 # ----------------------------------------------------------------------------- training
@@ -587,25 +540,11 @@ class Trainer:
             "skipped_steps": self.skipped_steps,
         }
         (self.out / "metrics.json").write_text(
-            json.dumps(_finite_or_null(report), indent=2, allow_nan=False)
+            json.dumps(finite_or_null(report), indent=2, allow_nan=False)
         )
         if evaluated:
             plot_curves(self.history, metrics, self.out / "curves.png", monitor=monitor)
             print(format_results_table(metrics, self.config, self.model_cfg, self.device))
-
-
-def _finite_or_null(value: Any) -> Any:
-    """NaN and Inf become ``null``: metrics.json stays strict JSON (a skipped step's loss is
-    NaN, and ``json.dumps`` would write a bare ``NaN`` that most JSON readers reject)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_null(item) for item in value]
-    return value
-
-
 
 
 def _init_parameters(backbone: nn.Module) -> set[str]:

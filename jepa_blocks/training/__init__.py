@@ -9,11 +9,13 @@ from jepa_blocks.training.checkpoint import (
     CheckpointManager,
     ConfigMismatchError,
 )
+from jepa_blocks.training.distributed import Distributed
 from jepa_blocks.training.export import (
     export_timm_encoder,
     load_timm_encoder,
     timm_encoder_state_dict,
 )
+from jepa_blocks.training.reporting import finite_or_null, parameter_checksum, precision_dtype
 from jepa_blocks.training.rng import capture_rng_state, restore_rng_state
 from jepa_blocks.training.schedules import parameter_groups, warmup_cosine
 from jepa_blocks.training.serialization import check_weights_only_safe, weights_only_safe
@@ -24,14 +26,18 @@ __all__ = [
     "CheckpointError",
     "CheckpointManager",
     "ConfigMismatchError",
+    "Distributed",
     "atomic_save",
     "atomic_write",
     "capture_rng_state",
     "check_weights_only_safe",
     "export_timm_encoder",
+    "finite_or_null",
     "fsync_directory",
     "load_timm_encoder",
+    "parameter_checksum",
     "parameter_groups",
+    "precision_dtype",
     "restore_rng_state",
     "timm_encoder_state_dict",
     "unwrap_model",
