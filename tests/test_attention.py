@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 from torch import nn
 
-from jepa_blocks.layers import attention as attention_module
+from jepa_blocks.layers import online_attention as online_module
 from jepa_blocks.layers.attention import ATTENTION_CORES, SDPA_BACKENDS, Attention, attention_core
 
 FAST_CORES = ("sdpa", "online")
@@ -35,7 +35,7 @@ def _padding(b, nk, seed=1, p=0.3):
 def _query_rows(rows_per_block: int, bh: int, block: int, element_size: int):
     """Patch the online core's tile budget so query blocks hold ``rows_per_block`` key blocks."""
     budget = (rows_per_block * block) * bh * block * element_size  # rows x tile row bytes
-    return mock.patch.object(attention_module, "_TILE_BYTES", budget)
+    return mock.patch.object(online_module, "_TILE_BYTES", budget)
 
 
 def _run(core, q, k, v, **kwargs):
@@ -152,7 +152,7 @@ def test_online_gradcheck():
 @pytest.mark.parametrize("n, nk, block, q_block", [(10, 10, 4, 4), (10, 10, 3, 6), (7, 12, 5, 5)])
 def test_online_tiles_cover_every_visible_pair_once(causal, n, nk, block, q_block):
     covered = torch.zeros(n, nk, dtype=torch.int64)
-    for _, i0, i1, j0, j1, cut, _ in attention_module._tiles(n, nk, block, q_block, causal):
+    for _, i0, i1, j0, j1, cut, _ in online_module._tiles(n, nk, block, q_block, causal):
         covered[i0:i1, j0:j1] += 1
         future = torch.arange(j0, j1)[None, :] > torch.arange(i0, i1)[:, None]
         assert cut == bool(causal and future.any())
@@ -165,11 +165,11 @@ def test_online_tiles_cover_every_visible_pair_once(causal, n, nk, block, q_bloc
 
 
 def test_query_block_is_a_multiple_of_the_key_block_within_budget():
-    with mock.patch.object(attention_module, "_TILE_BYTES", 50 * 8 * 16 * 4):  # 50 rows
-        assert attention_module._query_block(1000, 8, 16, 4) == 48
-        assert attention_module._query_block(20, 8, 16, 4) == 20  # capped at n
-    with mock.patch.object(attention_module, "_TILE_BYTES", 1):
-        assert attention_module._query_block(1000, 8, 16, 4) == 16  # never below one block
+    with mock.patch.object(online_module, "_TILE_BYTES", 50 * 8 * 16 * 4):  # 50 rows
+        assert online_module._query_block(1000, 8, 16, 4) == 48
+        assert online_module._query_block(20, 8, 16, 4) == 20  # capped at n
+    with mock.patch.object(online_module, "_TILE_BYTES", 1):
+        assert online_module._query_block(1000, 8, 16, 4) == 16  # never below one block
 
 
 # ----------------------------------------------------------------------------- memory
