@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from jepa_blocks.training.atomic import atomic_save, atomic_write, fsync_directory
+from jepa_blocks.training.config_diff import config_differences
 from jepa_blocks.training.serialization import (
     check_weights_only_safe,
     kind_name,
@@ -76,52 +77,6 @@ class _UnreadableCheckpointError(CheckpointError):
 
 class ConfigMismatchError(ValueError):
     """The checkpoint was written with a different configuration than the one resuming."""
-
-
-# ---------------------------------------------------------------------------- config diff
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _normalise(value: Any) -> Any:
-    # A config read from JSON/argparse gives lists where the saved one may hold tuples.
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _normalise(v) for k, v in value.items()}
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return value
-
-
-_MISSING = "<missing>"
-
-
-def _config_differences(
-    saved: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...]
-) -> list[tuple[str, Any, Any]]:
-    saved_flat, current_flat = _flatten(saved), _flatten(current)
-
-    def ignored(key: str) -> bool:
-        return any(key == k or key.startswith(f"{k}.") for k in ignore)
-
-    diffs = []
-    for key in sorted(set(saved_flat) | set(current_flat)):
-        if ignored(key):
-            continue
-        old, new = saved_flat.get(key, _MISSING), current_flat.get(key, _MISSING)
-        if _normalise(old) != _normalise(new):
-            diffs.append((key, old, new))
-    return diffs
 
 
 # -------------------------------------------------------------------------------- manager
@@ -508,7 +463,7 @@ class CheckpointManager:
         if saved is None:
             logger.warning("%s records no config; cannot check it against the current one.", path)
             return
-        diffs = _config_differences(saved, self.config, self.ignore_keys)
+        diffs = config_differences(saved, self.config, self.ignore_keys)
         if diffs:
             lines = "\n".join(
                 f"  {key}: checkpoint {old!r}, now {new!r}" for key, old, new in diffs
