@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jepa_blocks._checks import require_finite
+from jepa_blocks._checks import require_finite, require_positive_ints
 from jepa_blocks._typing import Bool, Float, typecheck
 from jepa_blocks.layers.mlp import Mlp, remap_state_dict_keys
 
@@ -205,9 +205,7 @@ class ActionEncoder(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("dim_action", dim_action), ("dim_embed", dim_embed)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        require_positive_ints(dim_action=dim_action, dim_embed=dim_embed)
         if hidden is not None and hidden < 1:
             raise ValueError(f"hidden must be a positive int or None, got {hidden!r}.")
         if norm not in ("batch", "layer", None):

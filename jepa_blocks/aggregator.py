@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_positive_ints
 from jepa_blocks._typing import Bool, Float, typecheck
 from jepa_blocks.layers import Attention, TransformerBlock
 
@@ -57,15 +58,13 @@ class SequenceAggregator(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}.")
+        require_positive_ints(dim=dim)
         if not isinstance(heads, int) or heads < 1 or dim % heads != 0:
             raise ValueError(
                 f"dim {dim} is not divisible by heads {heads}; pick heads that divide dim "
                 "(or change the view/action widths so that dv + de is divisible)."
             )
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive int, got {depth!r}.")
+        require_positive_ints(depth=depth)
         if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
             raise ValueError(f"max_len must be a positive int or None, got {max_len!r}.")
         factory = {"device": device, "dtype": dtype}

@@ -15,6 +15,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_positive_ints
 from jepa_blocks._typing import Float, typecheck
 
 __all__ = ["Backbone", "create_backbone"]
@@ -35,8 +36,7 @@ class Backbone(nn.Module):
 
     def __init__(self, model: nn.Module, dim: int, *, name: str | None = None) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}.")
+        require_positive_ints(dim=dim)
         self.model = model
         self.dim = dim
         self.name = name

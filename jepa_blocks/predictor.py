@@ -11,6 +11,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_positive_ints
 from jepa_blocks._typing import Float, typecheck
 from jepa_blocks.layers.mlp import Mlp
 
@@ -61,9 +62,7 @@ class ConditionedPredictor(Mlp):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        for name, value in (("dim_in", dim_in), ("dim_out", dim_out), ("hidden", hidden)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        require_positive_ints(dim_in=dim_in, dim_out=dim_out, hidden=hidden)
         if not isinstance(dim_cond, int) or dim_cond < 0:
             raise ValueError(f"dim_cond must be a non-negative int, got {dim_cond!r}.")
         if mode not in PREDICTOR_MODES:

@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_positive_ints
 from jepa_blocks._typing import Bool, Float, typecheck
 
 __all__ = ["ViewActionConcat", "last_token_mask"]
@@ -39,9 +40,7 @@ class ViewActionConcat(nn.Module):
 
     def __init__(self, dim_view: int, dim_action: int, *, zero_last: bool = True) -> None:
         super().__init__()
-        for name, value in (("dim_view", dim_view), ("dim_action", dim_action)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        require_positive_ints(dim_view=dim_view, dim_action=dim_action)
         self.dim_view = dim_view
         self.dim_action = dim_action
         self.zero_last = zero_last

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from jepa_blocks._checks import require_positive_ints
 from jepa_blocks._typing import Tensor
 from jepa_blocks.eval.contract import _progress
 
@@ -108,9 +109,7 @@ class _HeadFit:
                 f"train_x has width {train_x.shape[1]} but test_x has {test_x.shape[1]}; "
                 "extract both splits with the same model and settings."
             )
-        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        require_positive_ints(epochs=self.epochs, batch_size=self.batch_size)
         if self.lr <= 0:
             raise ValueError(
                 f"lr must be positive, got {self.lr}; the paper uses Adam's default 1e-3."

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from jepa_blocks._checks import require_positive_ints
 from jepa_blocks._typing import Float, typecheck
 
 __all__ = ["Mlp", "remap_state_dict_keys"]
@@ -51,9 +52,7 @@ class Mlp(nn.Module):
     ) -> None:
         super().__init__()
         dim_out = dim_in if dim_out is None else dim_out
-        for name, value in (("dim_in", dim_in), ("hidden", hidden), ("dim_out", dim_out)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        require_positive_ints(dim_in=dim_in, hidden=hidden, dim_out=dim_out)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         factory = {"device": device, "dtype": dtype}
