@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "seq_jepa"))
 
 from compare import compare, summary  # noqa: E402
@@ -77,3 +79,12 @@ def test_summary_gives_mean_and_std_per_variant(tmp_path: Path) -> None:
     assert "| seq-jepa | 2 | 10.0 ± 0.0 | 75.0 ± 7.1 | 50.0 ± 0.0 | 0.400 ± 0.141 | " in seq
     assert "| no-action | 1 | 10.0 | 60.0 | 50.0 | 0.200 | 0.100 |" in "\n".join(table)
     assert seq.endswith("| n/a | n/a | 12 ± 0 |")
+
+
+def test_a_folder_without_metrics_is_refused_by_name(tmp_path: Path, capsys) -> None:
+    from compare import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--summary", str(tmp_path / "not-a-run")])
+    assert info.value.code == 2
+    assert "no metrics.json in" in capsys.readouterr().err

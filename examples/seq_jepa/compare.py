@@ -4,6 +4,7 @@
     python examples/seq_jepa/compare.py --summary runs/*-s0 runs/*-s1 runs/*-s2  # mean ± std
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -147,9 +148,18 @@ def summary(run_dirs: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="train.py output directories")
+    parser.add_argument("--summary", action="store_true", help="mean ± std per variant")
+    args = parser.parse_args(argv)
+    missing = [str(run) for run in args.runs if not (run / "metrics.json").is_file()]
+    if missing:
+        parser.error(f"no metrics.json in {', '.join(missing)}: pass train.py output directories")
+    print(summary(args.runs) if args.summary else compare(args.runs))
+
+
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    if arguments[:1] == ["--summary"]:
-        print(summary([Path(arg) for arg in arguments[1:]]))
-    else:
-        print(compare([Path(arg) for arg in arguments]))
+    main()
