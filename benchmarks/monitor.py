@@ -5,7 +5,7 @@
 
 Builds ``examples/seq_jepa/train.py``'s Trainer for the preset, takes real batches from its
 loader, and times, interleaved rep by rep (the machine may be shared): one optimiser step
-(``Trainer._step`` with the monitor off) and one measurement (``Trainer._monitor``: the gauges
+(``Trainer.train_step`` with the monitor off) and one measurement (``Trainer._monitor``: the gauges
 on the step's view embeddings plus the EMA target's forward on view 1 for the teacher cosine,
 its BatchNorm buffers put back). The overhead is ``measurement / monitor_every / step``; the
 goal is <= 1 % at the demo's ``monitor_every`` (25). Writes ``results/monitor-<device>.md``
@@ -48,12 +48,12 @@ def measure(preset: str, reps: int, threads: int) -> dict:
         trainer.network.train()
         trainer.target.train()
         steps, looks = [], []
-        batches = iter(trainer._loader())
+        batches = iter(trainer.loader())
         for rep in range(reps + 1):  # the first rep is a warm-up
             batch = next(batches)
             views = batch["views"]
             start = time.perf_counter()
-            trainer._step(batch)  # the monitor is off at this step
+            trainer.train_step(batch)  # the monitor is off at this step
             step_ms = (time.perf_counter() - start) * 1e3
             with torch.no_grad():
                 z = trainer.model.encode(views[:, : batch["actions"].shape[1]])

@@ -5,8 +5,6 @@ monitor, evaluation and the report. ``Trainer.state_dict`` is everything a check
 import json
 import logging
 import math
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from jepa_blocks.training import (
     restore_rng_state,
     warmup_cosine,
 )
+from jepa_blocks.training.loop import EpochLoop
 
 log = logging.getLogger("seq_jepa")
 
@@ -80,7 +79,7 @@ def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | N
 # ----------------------------------------------------------------------------- training
 
 
-class Trainer:
+class Trainer(EpochLoop):
     """Owns the run's state; ``state_dict`` is everything a checkpoint needs for exact resume."""
 
     def __init__(self, config: TrainConfig, out: Path, resume: bool) -> None:
@@ -169,13 +168,9 @@ class Trainer:
             config=checked_config(config, self.model_cfg),
             ignore_keys=ignored_on_resume(),
         )
-        self.epoch = 0
-        self.step_in_epoch = 0
-        self.global_step = 0
-        self.history: list[dict[str, float]] = []  # one row per logged optimiser step
+        self.dataset = self.data.train
+        self.init_loop()
         self.skipped_steps: list[int] = []
-        self.train_seconds = 0.0
-        self.stop_requested = False
         if resume:
             self._resume()
 
@@ -190,14 +185,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": capture_rng_state({"loader": self.loader_generator}),
-            "position": {
-                "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step,
-            },
-            "history": self.history,
+            **self.loop_state(),
             "skipped_steps": self.skipped_steps,
-            "train_seconds": self.train_seconds,
         }
 
     def _resume(self) -> None:
@@ -220,44 +209,14 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"], generators={"loader": self.loader_generator})
-        position = state["position"]
-        self.epoch = position["epoch"]
-        self.step_in_epoch = position["step_in_epoch"]
-        self.global_step = position["global_step"]
-        self.history = list(state["history"])
+        self.load_loop_state(state)
         self.skipped_steps = list(state["skipped_steps"])
-        self.train_seconds = float(state["train_seconds"])
         if self.dist.is_main:
             log.info("resumed at epoch %d, step %d", self.epoch, self.global_step)
 
-    def save(self, metric: float | None = None) -> None:
-        if self.dist.is_main:
-            path = self.checkpoints.save(
-                self.state_dict(), step=self.global_step, epoch=self.epoch, metric=metric
-            )
-            log.info("saved %s", path)
-        self.dist.barrier()
+    # -------------------------------------------------------------- one step
 
-    # -------------------------------------------------------------- the loop
-
-    def _saves_after_epoch(self, epoch: int) -> bool:
-        """Whether a checkpoint is written when ``epoch`` epochs are complete."""
-        return epoch % self.config.save_every_epochs == 0 or epoch == self.config.epochs
-
-    def _loader(self) -> DataLoader:
-        self.data.train.set_epoch(self.epoch)
-        self.sampler.set_position(self.epoch, self.step_in_epoch * self.batch_per_rank)
-        return DataLoader(
-            self.data.train,
-            batch_size=self.batch_per_rank,
-            sampler=self.sampler,
-            num_workers=self.config.num_workers,
-            drop_last=True,
-            pin_memory=self.device.type == "cuda",
-            generator=self.loader_generator,  # keeps the global RNG (dropout) untouched
-        )
-
-    def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         views = batch["views"].to(self.device, non_blocking=True)
         actions = batch["actions"].to(self.device, non_blocking=True)
         skip_policy = self.config.nan_policy == "skip"
@@ -324,12 +283,15 @@ class Trainer:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         return bool(finite.item())
 
-    def _flush(self, pending: list[tuple[int, torch.Tensor, float, float]]) -> float | None:
+    def step_context(self) -> tuple[float, float]:
+        """The learning rate and EMA momentum the step runs with."""
+        momentum = self.target.momentum if self.target is not None else 0.0
+        return self.optimizer.param_groups[0]["lr"], momentum
+
+    def record(self, pending: list[tuple[int, torch.Tensor, float, float]]) -> None:
         """Record the pending losses (one host sync per logging interval). Under DDP the
         recorded loss is the mean over ranks, the loss of the global batch, so that every rank
         sees the same values (and a NaN on any rank stops them all)."""
-        if not pending:
-            return None
         losses = torch.stack([loss for _, loss, _, _ in pending]).float()
         if self.dist.enabled:
             dist.all_reduce(losses)  # SUM: gloo has no AVG
@@ -344,100 +306,19 @@ class Trainer:
                     "--nan-policy skip."
                 )
             self.history.append({"step": step, "loss": value, "lr": lr, "momentum": momentum})
-        pending.clear()
-        return values[-1]
 
-    def _should_stop(self) -> bool:
-        """SIGTERM or ``max_steps``. Under torchrun the ranks agree (an all-reduce at logging
-        intervals), so they all save and leave at the same step."""
-        config = self.config
-        # A limit at (or past) the run's last step is no interruption: the run completes and
-        # is evaluated.
-        if config.max_steps and config.max_steps <= self.global_step < self.total_steps:
-            return True
-        if not self.dist.enabled:
-            return self.stop_requested
-        if self.global_step % config.log_every != 0:
-            return False
-        flag = torch.tensor([float(self.stop_requested)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+    def progress_postfix(self) -> dict[str, str]:
+        last = self.history[-1]
+        return {
+            "loss": f"{last['loss']:.4f}",
+            "lr": f"{last['lr']:.2e}",
+            "ema": f"{last['momentum']:.4f}",
+        }
 
-    def _install_sigterm(self) -> None:
-        def request_stop(signum: int, frame: Any) -> None:
-            self.stop_requested = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-
-    def train(self) -> bool:
-        """Run to the end (True) or until stopped by SIGTERM / ``max_steps`` (False)."""
-        self._install_sigterm()
-        config = self.config
-        progress = None
-        if self.dist.is_main and config.progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(
-                total=self.total_steps, initial=self.global_step, desc="train", unit="step",
-                dynamic_ncols=True,
-            )
-        pending: list[tuple[int, torch.Tensor, float, float]] = []
-        self.network.train()
-        if self.target is not None:
-            self.target.train()
-        try:
-            while self.epoch < config.epochs:
-                started = time.perf_counter()
-                for batch in self._loader():
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    momentum = self.target.momentum if self.target is not None else 0.0
-                    loss = self._step(batch)
-                    pending.append((self.global_step, loss, lr, momentum))
-                    self.global_step += 1
-                    self.step_in_epoch += 1
-                    if progress is not None:
-                        progress.update(1)
-                    if len(pending) >= config.log_every:
-                        last = self._flush(pending)
-                        if progress is not None and last is not None:
-                            progress.set_postfix(
-                                loss=f"{last:.4f}", lr=f"{lr:.2e}", ema=f"{momentum:.4f}"
-                            )
-                    interrupted = self._should_stop()
-                    # At an epoch's last step the epoch-end save (if due) follows at once:
-                    # one write of the same step is enough.
-                    epoch_save_follows = self.step_in_epoch == self.steps_per_epoch and (
-                        self._saves_after_epoch(self.epoch + 1)
-                    )
-                    periodic = (
-                        config.save_every_steps
-                        and self.global_step % config.save_every_steps == 0
-                        and not epoch_save_follows
-                    )
-                    if interrupted or periodic:
-                        self._flush(pending)
-                        self.train_seconds += time.perf_counter() - started
-                        started = time.perf_counter()
-                        self.save()
-                    if interrupted:
-                        if self.dist.is_main:
-                            reason = "a stop signal" if self.stop_requested else "--max-steps"
-                            log.warning(
-                                "stopped by %s at step %d; resume with --out %s --resume",
-                                reason, self.global_step, self.out,
-                            )
-                        return False
-                self._flush(pending)
-                self.train_seconds += time.perf_counter() - started
-                self.epoch += 1
-                self.step_in_epoch = 0
-                if self._saves_after_epoch(self.epoch):
-                    epoch_losses = [row["loss"] for row in self.history[-self.steps_per_epoch :]]
-                    self.save(metric=sum(epoch_losses) / max(1, len(epoch_losses)))
-        finally:
-            if progress is not None:
-                progress.close()
-        return True
+    def epoch_metric(self) -> float | None:
+        """The epoch's mean loss, for the "best" checkpoint."""
+        losses = [row["loss"] for row in self.history[-self.steps_per_epoch :]]
+        return sum(losses) / max(1, len(losses))
 
     def parameter_checksums(self) -> tuple[str, str]:
         """Checksums of the online and EMA-target parameters, logged by every rank at the end:

@@ -15,6 +15,7 @@ from jepa_blocks.training.export import (
     load_timm_encoder,
     timm_encoder_state_dict,
 )
+from jepa_blocks.training.loop import EpochLoop
 from jepa_blocks.training.reporting import finite_or_null, parameter_checksum, precision_dtype
 from jepa_blocks.training.rng import capture_rng_state, restore_rng_state
 from jepa_blocks.training.schedules import parameter_groups, warmup_cosine
@@ -27,6 +28,7 @@ __all__ = [
     "CheckpointManager",
     "ConfigMismatchError",
     "Distributed",
+    "EpochLoop",
     "atomic_save",
     "atomic_write",
     "capture_rng_state",
