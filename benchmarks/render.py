@@ -29,13 +29,14 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-from jepa_blocks.data.objects import (  # noqa: E402
+from jepa_blocks.data.objects import (  # noqa: E402  # noqa: E402
     CLASS_NAMES,
     LATENT_RANGES,
     RenderedObjects,
     make_object,
+    pack_parts,
+    render_latents,
 )
-from jepa_blocks.data.render import pack_parts, render_latents  # noqa: E402
 
 TARGET_VIEWS_PER_S = 1000.0  # at 64 px on 2 cores
 

@@ -26,6 +26,7 @@ __all__ = [
     "canonicalize_quaternion",
     "relative_rotation",
     "relative_rotation_from_euler",
+    "threediebench_actions",
     "parameter_deltas",
     "position_deltas",
 ]
@@ -129,6 +130,38 @@ def relative_rotation_from_euler(
 ) -> Float[Tensor, "*batch m 4"]:
     """:func:`relative_rotation` of :func:`euler_to_quaternion` (3DIEBench's ``rot`` action)."""
     return relative_rotation(euler_to_quaternion(euler), canonical=canonical)
+
+
+@typecheck
+def threediebench_actions(
+    latents: Float[Tensor, "m_plus_1 7"],
+    *,
+    action: str = "rot",
+    canonical: bool = False,
+) -> Float[Tensor, "m da"]:
+    """Relative actions between consecutive 3DIEBench views (spec §1.3).
+
+    Args:
+        latents: the views' latent factors in sequence order (yaw, pitch, roll, floor_hue,
+            spot_theta, spot_phi, spot_hue).
+        action: ``"rot"``: the quaternion of ``R_i^-1 R_{i+1}`` (scalar last, 4 values);
+            ``"rotcolor"``: that quaternion then ``[Δfloor_hue, Δspot_hue]``, plain
+            differences of ``latents[:, [3, 6]]`` without hue wrap-around (6 values).
+        canonical: return the ``w >= 0`` representative of each quaternion.
+
+    Returns:
+        ``m`` actions in the latents' dtype; action i takes view i to view i + 1.
+
+    Raises:
+        ValueError: an unknown ``action``.
+    """
+    if action not in ("rot", "rotcolor"):
+        raise ValueError(f"action must be 'rot' or 'rotcolor', got {action!r}.")
+    rotation = relative_rotation_from_euler(latents[:, :3], canonical=canonical)
+    if action == "rot":
+        return rotation
+    colour = latents[:, [3, 6]]
+    return torch.cat([rotation, colour[1:] - colour[:-1]], dim=-1)
 
 
 @typecheck

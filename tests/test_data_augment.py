@@ -1,4 +1,4 @@
-"""Tests for jepa_blocks.data.augment: sampled parameters, replay, sequences, determinism."""
+"""Tests for jepa_blocks.data.{functional,transforms,augmented}: parameters, replay, sequences."""
 
 import numpy as np
 import pytest
@@ -12,25 +12,29 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms import InterpolationMode
 
-from jepa_blocks.data.augment import (
-    ACTION_PARAM_NAMES,
+from jepa_blocks.data.augmented import (
     CIFAR100_MEAN,
     CIFAR100_STD,
     AugmentationRecipe,
     AugmentedSequences,
+    observation_recipe,
+    target_recipe,
+)
+from jepa_blocks.data.functional import (
+    adjust_hue,
+    blur_kernel_size,
+    sample_crop_box,
+    sample_jitter,
+)
+from jepa_blocks.data.sequences import item_generator
+from jepa_blocks.data.transforms import (
+    ACTION_PARAM_NAMES,
     ColorJitter,
     GaussianBlur,
     ParamCompose,
     RandomHorizontalFlip,
     RandomResizedCrop,
     RandomSolarize,
-    adjust_hue,
-    blur_kernel_size,
-    item_generator,
-    observation_recipe,
-    sample_crop_box,
-    sample_jitter,
-    target_recipe,
 )
 
 BICUBIC = InterpolationMode.BICUBIC
@@ -272,7 +276,7 @@ def test_actions_are_parameter_deltas(action, cols):
     params = item["params"][:, start : start + cols]
     assert item["views"].shape == (5, 3, 32, 32)
     assert item["params"].shape == (5, 9)
-    assert item["actions"].shape == (4, cols) and ds.action_dim == cols
+    assert item["actions"].shape == (4, cols) and ds.dim_action == cols
     assert torch.equal(item["actions"], params[1:] - params[:-1])
 
 
@@ -293,7 +297,7 @@ def test_no_blur_gives_eight_parameters():
 
 
 def test_size_option_resizes_views_and_plain():
-    ds = AugmentedSequences(Images(size=40), num_views=2, size=24)
+    ds = AugmentedSequences(Images(size=40), num_views=2, image_size=24)
     item = ds[0]
     assert item["views"].shape == (2, 3, 24, 24) and item["plain"].shape == (3, 24, 24)
 

@@ -1,4 +1,4 @@
-"""Tests for jepa_blocks.data.disk: each loader reads tiny files written here in its format."""
+"""Tests for jepa_blocks.data.sources: each loader reads tiny files written here in its format."""
 
 import pickle
 import tempfile
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from jepa_blocks.actions import relative_rotation_from_euler
-from jepa_blocks.data.disk import (
+from jepa_blocks.actions import relative_rotation_from_euler, threediebench_actions
+from jepa_blocks.data.sources import (
     CIFAR100,
     STL10,
     THREEDIEBENCH_MEAN,
@@ -21,7 +21,6 @@ from jepa_blocks.data.disk import (
     ImageFolder,
     ThreeDIEBench,
     ThreeDIEBenchSequences,
-    threediebench_actions,
 )
 
 # ------------------------------------------------------------------------ 3DIEBench fixture
@@ -377,10 +376,10 @@ def test_threediebench_bad_arguments(bench: tuple[Path, dict]) -> None:
         ThreeDIEBenchSequences(root, num_views=7, views_per_object=VIEWS)
     with pytest.raises(ValueError, match="action must be 'rot'"):
         ThreeDIEBenchSequences(root, num_views=3, action="all", views_per_object=VIEWS)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="seed must be >= 0"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
         ThreeDIEBenchSequences(root, num_views=3, views_per_object=VIEWS, seed=-1)
     ds = ThreeDIEBenchSequences(root, num_views=3, views_per_object=VIEWS)
-    with pytest.raises(ValueError, match="epoch must be >= 0"):
+    with pytest.raises(ValueError, match="epoch must be an int >= 0"):
         ds.set_epoch(-1)
     assert ds.epoch == 0
 
@@ -609,8 +608,8 @@ def test_image_folder_round_trip(tmp_path: Path) -> None:
         if expected is None:  # the grayscale file: three equal channels
             expected = np.repeat(gray[:, :, None], 3, axis=2)
         np.testing.assert_array_equal(image.numpy(), expected.transpose(2, 0, 1) / np.float32(255))
-    assert ImageFolder(tmp_path, size=4)[0][0].shape == (3, 4, 4)
-    assert ImageFolder(tmp_path, size=(3, 6))[0][0].shape == (3, 3, 6)
+    assert ImageFolder(tmp_path, image_size=4)[0][0].shape == (3, 4, 4)
+    assert ImageFolder(tmp_path, image_size=(3, 6))[0][0].shape == (3, 3, 6)
     assert len(ImageFolder(tmp_path, extensions=("jpg", ".png"))) == 5
     assert ImageFolder(tmp_path).samples == ds.samples
 
@@ -631,7 +630,7 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"b/y.jpg could not be decoded"):
         ds[1]
     with pytest.raises(ValueError, match="size must be an int or a"):
-        ImageFolder(tmp_path, size=(1, 2, 3))
+        ImageFolder(tmp_path, image_size=(1, 2, 3))
     with pytest.raises(ValueError, match="extensions must be a non-empty sequence"):
         ImageFolder(tmp_path, extensions=".png")
 

@@ -1,4 +1,4 @@
-"""Tests for jepa_blocks.data.images: the shipped photographs, ShippedImages, simple_saliency."""
+"""Tests for jepa_blocks.data.sources.shipped: the photos, ShippedImages, simple_saliency."""
 
 from importlib import resources
 
@@ -8,14 +8,14 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from jepa_blocks.data.augment import AugmentedSequences
-from jepa_blocks.data.images import (
+from jepa_blocks.data.augmented import AugmentedSequences
+from jepa_blocks.data.saccades import SaccadeSequences
+from jepa_blocks.data.sources.shipped import (
     SHIPPED_PHOTOS,
     ShippedImages,
     load_shipped_photos,
     simple_saliency,
 )
-from jepa_blocks.data.saccades import SaccadeSequences
 
 GRAYSCALE_PHOTOS = {"brick", "camera", "grass"}
 
@@ -27,7 +27,7 @@ def photos():
 
 @pytest.fixture(scope="module")
 def train():
-    return ShippedImages(size=32, split="train", samples_per_class=20)
+    return ShippedImages(image_size=32, split="train", samples_per_class=20)
 
 
 def test_assets_are_packaged_with_licences():
@@ -60,13 +60,13 @@ def test_items_shape_range_and_labels(train):
         assert image.shape == (3, 32, 32) and image.dtype == torch.float32
         assert 0 <= image.min() and image.max() <= 1
         assert label == index % 10
-    assert len(ShippedImages(size=8, split="test")) == 250
+    assert len(ShippedImages(image_size=8, split="test")) == 250
     with pytest.raises(IndexError, match="out of range"):
         train[200]
 
 
 def test_full_crop_of_a_square_photo_is_the_resized_photo(photos):
-    ds = ShippedImages(size=48, crop_scale=(1.0, 1.0), samples_per_class=1)
+    ds = ShippedImages(image_size=48, crop_scale=(1.0, 1.0), samples_per_class=1)
     image, label = ds[SHIPPED_PHOTOS.index("astronaut")]
     assert SHIPPED_PHOTOS[label] == "astronaut"
     expected = TF.resize(
@@ -76,9 +76,9 @@ def test_full_crop_of_a_square_photo_is_the_resized_photo(photos):
 
 
 def test_deterministic_and_split_dependent(train):
-    again = ShippedImages(size=32, split="train", samples_per_class=20)
-    test = ShippedImages(size=32, split="test", samples_per_class=20)
-    other_seed = ShippedImages(size=32, split="train", samples_per_class=20, seed=1)
+    again = ShippedImages(image_size=32, split="train", samples_per_class=20)
+    test = ShippedImages(image_size=32, split="test", samples_per_class=20)
+    other_seed = ShippedImages(image_size=32, split="train", samples_per_class=20, seed=1)
     assert torch.equal(train[5][0], again[5][0])
     assert not torch.equal(train[5][0], test[5][0])
     assert not torch.equal(train[5][0], other_seed[5][0])
@@ -93,8 +93,8 @@ def test_labels_are_learnable_by_a_nearest_centroid_probe():
         pooled = F.adaptive_avg_pool2d(torch.stack(images), 8).flatten(1)
         return pooled, torch.tensor(labels)
 
-    x_train, y_train = features(ShippedImages(size=32, samples_per_class=30))
-    x_test, y_test = features(ShippedImages(size=32, split="test", samples_per_class=10))
+    x_train, y_train = features(ShippedImages(image_size=32, samples_per_class=30))
+    x_test, y_test = features(ShippedImages(image_size=32, split="test", samples_per_class=10))
     centroids = torch.stack([x_train[y_train == k].mean(0) for k in range(10)])
     predicted = torch.cdist(x_test, centroids).argmin(dim=1)
     assert (predicted == y_test).float().mean() > 0.5
@@ -103,7 +103,7 @@ def test_labels_are_learnable_by_a_nearest_centroid_probe():
 def test_wraps_into_sequence_datasets(train):
     aug = AugmentedSequences(train, num_views=3, mean=train.mean, std=train.std)[4]
     assert aug["views"].shape == (3, 3, 32, 32) and aug["label"].item() == 4
-    big = ShippedImages(size=96, samples_per_class=1)
+    big = ShippedImages(image_size=96, samples_per_class=1)
     sacc = SaccadeSequences(big, saliency=simple_saliency, mean=big.mean, std=big.std)[3]
     assert sacc["views"].shape == (5, 3, 32, 32) and sacc["actions"].shape == (4, 2)
 
@@ -152,7 +152,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match=r"unknown split 'val'; choose one of"):
         ShippedImages(split="val")
     with pytest.raises(ValueError, match=r"size must be a positive int, got 0"):
-        ShippedImages(size=0)
+        ShippedImages(image_size=0)
     with pytest.raises(ValueError, match=r"crop_scale must satisfy 0 < min <= max <= 1"):
         ShippedImages(crop_scale=(0.5, 1.5))
     with pytest.raises(ValueError, match=r"samples_per_class must be positive"):

@@ -28,16 +28,15 @@ from jepa_blocks.data.objects import (
     denormalize,
     make_object,
 )
-from jepa_blocks.data.render import (
+from jepa_blocks.data.objects.primitives import (
     Part,
     euler_to_matrix,
     hsv_to_rgb,
     light_direction,
     pack_parts,
     quaternion_to_matrix,
-    render,
-    render_latents,
 )
+from jepa_blocks.data.objects.render import render, render_latents
 
 EXTENT = 1.1
 TINY = {"image_size": 16, "num_classes": 4, "instances_per_class": 3, "views_per_object": 6}
@@ -515,3 +514,12 @@ def test_sequence_errors(tiny: RenderedObjects) -> None:
         ObjectSequences(tiny, num_views=3).set_epoch(-1)
     with pytest.raises(IndexError):
         ObjectSequences(tiny, num_views=3)[12]
+
+
+def test_cache_key_and_pixels_are_stable_across_releases() -> None:
+    # Golden values from the code that wrote users' caches: a changed key re-renders for
+    # minutes on every machine, changed pixels under an old key would serve other data.
+    objects = RenderedObjects(size="small", image_size=16, num_classes=2, split="all", cache=False)
+    assert objects.cache_key == "bd18c54538ddcb99"
+    assert int(objects.images.long().sum()) == 8476471
+    assert float(objects.latents.double().sum()) == pytest.approx(570.9879774921574, abs=1e-9)

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from torch.nn.functional import grid_sample
 from torch.utils.data import DataLoader
 
-from jepa_blocks.data.augment import item_generator
 from jepa_blocks.data.saccades import (
     STL10_MEAN,
     STL10_STD,
@@ -18,6 +17,7 @@ from jepa_blocks.data.saccades import (
     extract_glimpses,
     sample_fixations,
 )
+from jepa_blocks.data.sequences import item_generator
 
 
 class Images(torch.utils.data.Dataset):
@@ -123,7 +123,7 @@ def test_transpose_glimpses_reproduces_the_official_patches():
         item["views"], _official_glimpses(data[1][0], centres, 96, 32), atol=1e-6, rtol=0
     )
     with pytest.raises(ValueError, match=r"transpose_glimpses needs square images, got 64x96"):
-        SaccadeSequences([(torch.rand(3, 64, 96), 0)], transpose_glimpses=True, fovea=16)[0]
+        SaccadeSequences([(torch.rand(3, 64, 96), 0)], transpose_glimpses=True, image_size=16)[0]
 
 
 # ----------------------------------------------------------------------------- IoR
@@ -244,7 +244,7 @@ def test_glimpse_interior_and_border():
 
 def test_sequence_item_contents():
     data = Images()
-    ds = SaccadeSequences(data, num_fixations=5, mean=STL10_MEAN, std=STL10_STD, seed=4)
+    ds = SaccadeSequences(data, num_views=5, mean=STL10_MEAN, std=STL10_STD, seed=4)
     ds.set_epoch(3)
     item = ds[2]
     image, label = data[2]
@@ -321,8 +321,8 @@ def test_bad_inputs_raise_clear_errors():
         extract_glimpses(torch.rand(3, 32, 32), torch.tensor([[32, 0]]), 8)
     with pytest.raises(ValueError, match=r"unknown method 'bicubic'"):
         extract_glimpses(torch.rand(3, 32, 32), torch.tensor([[3, 0]]), 8, method="bicubic")
-    with pytest.raises(ValueError, match=r"num_fixations must be an int >= 2"):
-        SaccadeSequences(Images(), num_fixations=1)
+    with pytest.raises(ValueError, match=r"num_views must be an int >= 2"):
+        SaccadeSequences(Images(), num_views=1)
     with pytest.raises(ValueError, match=r"saliency has 2 maps but images has 6 items"):
         SaccadeSequences(Images(), saliency=torch.rand(2, 96, 96))
     with pytest.raises(ValueError, match=r"saliency must be None, a callable"):
@@ -330,4 +330,4 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match=r"saliency shape mismatch at index 0: map \(64, 64\)"):
         SaccadeSequences(Images(), saliency=torch.rand(6, 64, 64))[0]
     with pytest.raises(ValueError, match=r"fovea 128 is larger than the image 96x96"):
-        SaccadeSequences(Images(), fovea=128)[0]
+        SaccadeSequences(Images(), image_size=128)[0]

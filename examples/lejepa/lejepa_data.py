@@ -20,7 +20,7 @@ linear probe on held-out objects, random-init floor 59.9 %):
   floor in the first ~100 steps the probe climbs to 68-70 %.
 
 The views are made with the library's parameter-returning augmentations
-(:class:`jepa_blocks.data.augment.ParamCompose` of ``RandomResizedCrop``, flip, ``ColorJitter``,
+(:class:`jepa_blocks.data.transforms.ParamCompose` of ``RandomResizedCrop``, flip, ``ColorJitter``,
 grayscale, blur, solarisation), drawn from :func:`item_generator` ``(seed, epoch, index)``: an
 item is the same in any process or DataLoader worker, so a resumed run sees the same views.
 """
@@ -33,7 +33,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from jepa_blocks.data.augment import (
+from jepa_blocks.data.functional import blur_kernel_size
+from jepa_blocks.data.objects import OBJECTS_MEAN, OBJECTS_STD, RenderedObjects
+from jepa_blocks.data.sequences import item_generator
+from jepa_blocks.data.transforms import (
     ColorJitter,
     GaussianBlur,
     ParamCompose,
@@ -41,10 +44,7 @@ from jepa_blocks.data.augment import (
     RandomHorizontalFlip,
     RandomResizedCrop,
     RandomSolarize,
-    blur_kernel_size,
-    item_generator,
 )
-from jepa_blocks.data.objects import OBJECTS_MEAN, OBJECTS_STD, RenderedObjects
 
 __all__ = ["view_chain", "MultiCropViews", "DataBundle", "build_data"]
 

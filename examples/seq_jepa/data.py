@@ -31,13 +31,6 @@ class DataBundle:
     view_test: Dataset | None = None
 
 
-def _action_width(dataset: Any) -> int:
-    for name in ("dim_action", "action_dim"):
-        if hasattr(dataset, name):
-            return int(getattr(dataset, name))
-    return int(dataset[0]["actions"].shape[-1])
-
-
 def _objects(config: TrainConfig) -> DataBundle:
     def split(name: str) -> RenderedObjects:
         return RenderedObjects(
@@ -68,7 +61,7 @@ def _objects(config: TrainConfig) -> DataBundle:
         train=train,
         eval_train=probe_train,
         eval_test=sequences(val_objects, config.m_val_max + 1, config.seed + 2),
-        dim_action=_action_width(train),
+        dim_action=train.dim_action,
         action_kind="rot",
         num_classes=train_objects.num_classes,
         view_train=train_objects,
@@ -77,7 +70,7 @@ def _objects(config: TrainConfig) -> DataBundle:
 
 
 def _threediebench(config: TrainConfig) -> DataBundle:
-    from jepa_blocks.data.disk import ThreeDIEBenchSequences
+    from jepa_blocks.data.sources import ThreeDIEBenchSequences
 
     def sequences(split: str, views: int, seed: int) -> ThreeDIEBenchSequences:
         return ThreeDIEBenchSequences(
@@ -92,7 +85,7 @@ def _threediebench(config: TrainConfig) -> DataBundle:
         train=train,
         eval_train=eval_train,
         eval_test=eval_test,
-        dim_action=_action_width(train),
+        dim_action=train.dim_action,
         action_kind="rot",
         num_classes=train.num_classes,
         view_train=eval_train,
@@ -101,13 +94,13 @@ def _threediebench(config: TrainConfig) -> DataBundle:
 
 
 def _cifar100(config: TrainConfig) -> DataBundle:
-    from jepa_blocks.data.augment import CIFAR100_MEAN, CIFAR100_STD, AugmentedSequences
-    from jepa_blocks.data.disk import CIFAR100
+    from jepa_blocks.data.augmented import CIFAR100_MEAN, CIFAR100_STD, AugmentedSequences
+    from jepa_blocks.data.sources import CIFAR100
 
     def sequences(split: str, views: int, seed: int) -> AugmentedSequences:
         return AugmentedSequences(
             CIFAR100(config.data_dir, split=split), num_views=views, action=config.action,
-            mean=CIFAR100_MEAN, std=CIFAR100_STD, size=config.image_size, seed=seed,
+            mean=CIFAR100_MEAN, std=CIFAR100_STD, image_size=config.image_size, seed=seed,
         )
 
     train = sequences("train", config.seq_len + 1, config.seed)
@@ -115,20 +108,20 @@ def _cifar100(config: TrainConfig) -> DataBundle:
         train=train,
         eval_train=sequences("train", config.m_val_max + 1, config.seed + 1),
         eval_test=sequences("test", config.m_val_max + 1, config.seed + 2),
-        dim_action=_action_width(train),
+        dim_action=train.dim_action,
         action_kind="aug",
         num_classes=100,
     )
 
 
 def _stl10_pls(config: TrainConfig) -> DataBundle:
-    from jepa_blocks.data.disk import STL10
     from jepa_blocks.data.saccades import STL10_MEAN, STL10_STD, SaccadeSequences
+    from jepa_blocks.data.sources import STL10
 
     def sequences(split: str, fixations: int, seed: int) -> SaccadeSequences:
         return SaccadeSequences(
-            STL10(config.data_dir, split=split), num_fixations=fixations,
-            fovea=config.image_size, mean=STL10_MEAN, std=STL10_STD, seed=seed,
+            STL10(config.data_dir, split=split), num_views=fixations,
+            image_size=config.image_size, mean=STL10_MEAN, std=STL10_STD, seed=seed,
         )
 
     # SSL on the unlabeled split; probes train on train and test on test (spec §2.3).
@@ -137,7 +130,7 @@ def _stl10_pls(config: TrainConfig) -> DataBundle:
         train=train,
         eval_train=sequences("train", config.m_val_max + 1, config.seed + 1),
         eval_test=sequences("test", config.m_val_max + 1, config.seed + 2),
-        dim_action=_action_width(train),
+        dim_action=train.dim_action,
         action_kind="pos",
         num_classes=10,
     )

@@ -33,7 +33,7 @@ Faithfulness notes (official code ``datasets.py STL10_SalMap``):
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, SupportsIndex
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from jepa_blocks._typing import Float, Int, Tensor, typecheck
 from jepa_blocks.actions import position_deltas
-from jepa_blocks.data.augment import _as_image, _normalize, _normalizer, item_generator
+from jepa_blocks.data.sequences import ImageSequences, as_image_size, check_index, normalize
 
 __all__ = [
     "STL10_MEAN",
@@ -64,13 +64,6 @@ GLIMPSE_METHODS: tuple[str, ...] = ("slice", "grid_sample")
 # Added to the inhibited map before renormalising, as in the official code: keeps every pixel
 # drawable so the map never sums to zero.
 _IOR_FLOOR = 1e-16
-
-
-def _size_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(f"{name} must be a positive int or (hh, ww), got {size!r}.")
-    return pair  # type: ignore[return-value]
 
 
 def _check_saliency(saliency: Tensor) -> None:
@@ -134,14 +127,14 @@ def sample_fixations(
     if saliency is None:
         if image_size is None:
             raise ValueError("pass image_size=(hh, ww) when saliency is None (uniform map).")
-        height, width = _size_pair(image_size, "image_size")
+        height, width = as_image_size(image_size)
         probs = torch.ones(height, width)
     else:
         height, width = saliency.shape
-        if image_size is not None and _size_pair(image_size, "image_size") != (height, width):
+        if image_size is not None and as_image_size(image_size) != (height, width):
             raise ValueError(
                 f"saliency shape mismatch: map is {(height, width)} but image_size is "
-                f"{_size_pair(image_size, 'image_size')}; resize the map to the image."
+                f"{as_image_size(image_size)}; resize the map to the image."
             )
         _check_saliency(saliency)
         probs = saliency.detach().float().cpu()
@@ -240,13 +233,13 @@ def _grid_sample_glimpses(image: Tensor, positions: Tensor, size: int) -> Tensor
     return F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class SaccadeSequences(Dataset):
+class SaccadeSequences(ImageSequences):
     """Sequences of foveal glimpses of one image with their positions and relative actions.
 
     Wraps any ``(image, label)`` dataset (float ``(c, hh, ww)`` in [0, 1], uint8 tensor, PIL
     image or HWC array). Item ``index`` is a dict:
 
-    - ``views``     ``(k, c, fovea, fovea)``: glimpses at the ``k = num_fixations`` fixations
+    - ``views``     ``(k, c, image_size, image_size)``: glimpses at the ``k = num_views`` fixations
       in sampling order (the first ``k - 1`` are observations, the last the target),
       extracted from the un-normalised image then normalised with ``mean``/``std``;
     - ``positions`` ``(k, 2)``: fixation ``(row / hh, col / ww)``, as the official code
@@ -258,10 +251,10 @@ class SaccadeSequences(Dataset):
 
     Args:
         images: the ``(image, label)`` dataset.
-        num_fixations: ``k = m + 1`` (5 in the paper: 4 observations and 1 target), >= 2.
-        fovea: glimpse side and IoR size (32 in the paper).
+        num_views: ``k = m + 1`` fixations (5 in the paper: 4 observations and 1 target), >= 2.
+        image_size: glimpse side, the ``fovea`` of :func:`sample_fixations` (32 in the paper).
         saliency: ``None`` (uniform), a callable ``image (c, hh, ww) -> map (hh, ww)`` such
-            as :func:`jepa_blocks.data.images.simple_saliency`, or precomputed maps indexed
+            as :func:`jepa_blocks.data.sources.shipped.simple_saliency`, or precomputed maps indexed
             like ``images`` (a tensor ``(n, hh, ww)`` / ``(n, 1, hh, ww)`` or any sequence of
             maps, e.g. the released STL-10 DeepGaze maps loaded with numpy).
         ior, ior_shape: inhibition of return (see :func:`sample_fixations`).
@@ -276,7 +269,7 @@ class SaccadeSequences(Dataset):
             reproduce the main process; call :meth:`set_epoch` for fresh fixations per epoch.
 
     Raises:
-        ValueError: ``num_fixations < 2``; precomputed saliency whose length differs from
+        ValueError: ``num_views < 2``; precomputed saliency whose length differs from
             ``images``; bad ``saliency`` type; (per item) a map whose shape differs from the
             image, a fovea larger than the image.
     """
@@ -285,8 +278,8 @@ class SaccadeSequences(Dataset):
         self,
         images: Dataset,
         *,
-        num_fixations: int = 5,
-        fovea: int = 32,
+        num_views: int = 5,
+        image_size: int = 32,
         saliency: None | Callable[[Tensor], Tensor] | Tensor | Sequence[Any] = None,
         ior: bool = True,
         ior_shape: str = "square",
@@ -296,21 +289,19 @@ class SaccadeSequences(Dataset):
         std: Sequence[float] | None = None,
         seed: int = 0,
     ) -> None:
-        if not isinstance(num_fixations, int) or num_fixations < 2:
+        if not isinstance(num_views, int) or num_views < 2:
             raise ValueError(
-                f"num_fixations must be an int >= 2 (observations + 1 target), got "
-                f"{num_fixations!r}; the paper uses 5."
+                f"num_views must be an int >= 2 (observations + 1 target), got "
+                f"{num_views!r}; the paper uses 5."
             )
-        if not isinstance(fovea, int) or fovea < 1:
-            raise ValueError(f"fovea must be a positive int, got {fovea!r}.")
+        if not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
         if ior_shape not in IOR_SHAPES:
             raise ValueError(f"unknown ior_shape {ior_shape!r}; choose one of {IOR_SHAPES}.")
         if glimpse_method not in GLIMPSE_METHODS:
             raise ValueError(
                 f"unknown glimpse_method {glimpse_method!r}; choose one of {GLIMPSE_METHODS}."
             )
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}.")
         if saliency is not None and not callable(saliency):
             if not hasattr(saliency, "__getitem__") or not hasattr(saliency, "__len__"):
                 raise ValueError(
@@ -322,26 +313,18 @@ class SaccadeSequences(Dataset):
                     f"saliency has {len(saliency)} maps but images has "  # type: ignore[arg-type]
                     f"{len(images)} items; pass one map per image, in the same order."  # type: ignore[arg-type]
                 )
-        self.images = images
-        self.num_fixations = num_fixations
-        self.fovea = fovea
+        super().__init__(images, num_views=num_views, mean=mean, std=std, seed=seed)
+        self.image_size = image_size
         self.saliency = saliency
         self.ior = ior
         self.ior_shape = ior_shape
         self.glimpse_method = glimpse_method
         self.transpose_glimpses = transpose_glimpses
-        self.seed = seed
-        self.epoch = 0
-        self._stats = _normalizer(mean, std)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose fixations ``__getitem__`` returns."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}.")
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.images)  # type: ignore[arg-type]
+    @property
+    def dim_action(self) -> int:
+        """Width of one action: 2, the relative ``(row, col)`` position."""
+        return 2
 
     def _saliency_for(self, index: int, image: Tensor) -> Tensor | None:
         if self.saliency is None:
@@ -360,23 +343,19 @@ class SaccadeSequences(Dataset):
             )
         return saliency
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        length = len(self)
-        if not -length <= index < length:
-            raise IndexError(f"index {index} out of range for {length} sequences.")
-        index %= length
-        raw, label = self.images[index]
-        image = _as_image(raw)
+    def __getitem__(self, index: SupportsIndex) -> dict[str, Tensor]:
+        index = check_index(index, len(self), "SaccadeSequences")
+        image, label = self.load_image(index)
         height, width = image.shape[-2:]
         saliency = self._saliency_for(index, image)
         positions = sample_fixations(
             saliency,
-            self.num_fixations,
-            fovea=self.fovea,
+            self.num_views,
+            fovea=self.image_size,
             ior=self.ior,
             ior_shape=self.ior_shape,
             image_size=(height, width),
-            generator=item_generator(self.seed, self.epoch, index),
+            generator=self.generator(index),
         )
         centres = positions
         if self.transpose_glimpses:
@@ -386,12 +365,12 @@ class SaccadeSequences(Dataset):
                     "exists to reproduce the official STL-10 code (96x96)."
                 )
             centres = positions.flip(-1)
-        views = extract_glimpses(image, centres, self.fovea, method=self.glimpse_method)
+        views = extract_glimpses(image, centres, self.image_size, method=self.glimpse_method)
         normalised = positions.float() / torch.tensor([float(height), float(width)])
         return {
-            "views": _normalize(views, self._stats),
+            "views": normalize(views, self._stats),
             "positions": normalised,
             "actions": position_deltas(normalised),
             "label": torch.as_tensor(label, dtype=torch.long),
-            "image": _normalize(image, self._stats),
+            "image": normalize(image, self._stats),
         }

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 
 from jepa_blocks._typing import Float, Shaped, Tensor, typecheck
-from jepa_blocks.data.augment import item_generator
+from jepa_blocks.data.sequences import check_index, item_generator
 
 __all__ = [
     "SHIPPED_PHOTOS",
@@ -86,14 +86,16 @@ def load_shipped_photos() -> dict[str, Shaped[Tensor, "3 hh ww"]]:
 class ShippedImages(Dataset):
     """Deterministic random crops of the shipped photographs, labelled by photograph.
 
-    Item ``i`` is ``(image, label)``: ``image`` a float ``(3, size, size)`` tensor in [0, 1],
+    Item ``i`` is ``(image, label)``: ``image`` a float ``(3, image_size, image_size)`` tensor in
+    [0, 1],
     a square crop of photograph ``label = i % 10`` whose side is ``U(crop_scale)`` times the
     photograph's short side, at a uniform position, resized (bilinear, antialiased) to
-    ``size``. Crops depend only on ``(seed, split, i)``. See the module docstring for what
+    ``image_size``. Crops depend only on ``(seed, split, i)``. See the module docstring for what
     this dataset is (a demo source) and is not (a benchmark).
 
     Args:
-        size: output side in pixels (96 matches STL-10; 32 or 64 for the augmentation setting).
+        image_size: output side in pixels (96 matches STL-10; 32 or 64 for the augmentation
+            setting).
         split: ``"train"`` or ``"test"`` (different crops of the same photographs).
         samples_per_class: crops per photograph (default 100 for train, 25 for test).
         crop_scale: range of the crop side as a fraction of the photograph's short side.
@@ -104,13 +106,14 @@ class ShippedImages(Dataset):
         mean, std: per-channel statistics of the shipped photographs (for normalisation).
 
     Raises:
-        ValueError: an unknown split, a non-positive size or sample count, a bad crop_scale.
+        ValueError: an unknown split, a non-positive image_size or sample count, a bad
+            crop_scale.
     """
 
     def __init__(
         self,
         *,
-        size: int = 96,
+        image_size: int = 96,
         split: str = "train",
         samples_per_class: int | None = None,
         crop_scale: tuple[float, float] = (0.4, 0.9),
@@ -118,8 +121,8 @@ class ShippedImages(Dataset):
     ) -> None:
         if split not in _SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {sorted(_SPLITS)}.")
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive int, got {size!r}.")
+        if not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
         if samples_per_class is None:
             samples_per_class = _DEFAULT_SAMPLES[split]
         if samples_per_class < 1:
@@ -128,7 +131,7 @@ class ShippedImages(Dataset):
             raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {crop_scale}.")
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}.")
-        self.size = size
+        self.image_size = image_size
         self.split = split
         self.samples_per_class = samples_per_class
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
@@ -148,10 +151,7 @@ class ShippedImages(Dataset):
         return self.samples_per_class * len(self.classes)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        length = len(self)
-        if not -length <= index < length:
-            raise IndexError(f"index {index} out of range for {length} images.")
-        index %= length
+        index = check_index(index, len(self), "ShippedImages")
         label = index % len(self.classes)
         photo = self._photos[label]
         height, width = photo.shape[-2:]
@@ -161,7 +161,9 @@ class ShippedImages(Dataset):
         top = int(torch.randint(0, height - side + 1, (1,), generator=generator))
         left = int(torch.randint(0, width - side + 1, (1,), generator=generator))
         crop = photo[:, top : top + side, left : left + side].float() / 255.0
-        image = TF.resize(crop, [self.size, self.size], InterpolationMode.BILINEAR, antialias=True)
+        image = TF.resize(
+            crop, [self.image_size, self.image_size], InterpolationMode.BILINEAR, antialias=True
+        )
         return image.clamp_(0.0, 1.0), label
 
 
