@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, fields
@@ -65,6 +64,7 @@ from jepa_blocks.training import (  # noqa: E402
     CheckpointManager,
     ConfigMismatchError,
     Distributed,
+    EpochLoop,
     capture_rng_state,
     finite_or_null,
     parameter_checksum,
@@ -267,7 +267,7 @@ def probe(
 # ----------------------------------------------------------------------------- training
 
 
-class Trainer:
+class Trainer(EpochLoop):
     """Owns the run's state; ``state_dict`` is everything a checkpoint needs for exact resume."""
 
     def __init__(self, config: TrainConfig, out: Path, resume: bool) -> None:
@@ -341,14 +341,10 @@ class Trainer:
             out / "checkpoints", keep_last=config.keep_last, keep_best=False,
             config=checked_config(config, self.model_cfg),
         )
-        self.epoch = 0
-        self.step_in_epoch = 0
-        self.global_step = 0
-        self.history: list[dict[str, float]] = []  # one row per optimiser step
+        self.dataset = self.data.train
+        self.init_loop()
         self.evals: list[dict[str, Any]] = []  # one row per evaluation point
-        self.train_seconds = 0.0
         self.eval_seconds = 0.0
-        self.stop_requested = False
         if resume:
             self._resume()
 
@@ -361,14 +357,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": capture_rng_state({"loader": self.loader_generator}),
-            "position": {
-                "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step,
-            },
-            "history": self.history,
+            **self.loop_state(),
             "evals": self.evals,
-            "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
         }
 
@@ -386,45 +376,15 @@ class Trainer:
             group["fused"] = flag
         self.scheduler.load_state_dict(state["scheduler"])
         restore_rng_state(state["rng"], generators={"loader": self.loader_generator})
-        position = state["position"]
-        self.epoch = position["epoch"]
-        self.step_in_epoch = position["step_in_epoch"]
-        self.global_step = position["global_step"]
-        self.history = list(state["history"])
+        self.load_loop_state(state)
         self.evals = list(state["evals"])
-        self.train_seconds = float(state["train_seconds"])
         self.eval_seconds = float(state["eval_seconds"])
         if self.dist.is_main:
             log.info("resumed at epoch %d, step %d", self.epoch, self.global_step)
 
-    def save(self) -> None:
-        if self.dist.is_main:
-            path = self.checkpoints.save(
-                self.state_dict(), step=self.global_step, epoch=self.epoch
-            )
-            log.info("saved %s", path)
-        self.dist.barrier()
+    # -------------------------------------------------------------- one step
 
-    # -------------------------------------------------------------- the loop
-
-    def _saves_after_epoch(self, epoch: int) -> bool:
-        """Whether a checkpoint is written when ``epoch`` epochs are complete."""
-        return epoch % self.config.save_every_epochs == 0 or epoch == self.config.epochs
-
-    def _loader(self) -> DataLoader:
-        self.data.train.set_epoch(self.epoch)
-        self.sampler.set_position(self.epoch, self.step_in_epoch * self.batch_per_rank)
-        return DataLoader(
-            self.data.train,
-            batch_size=self.batch_per_rank,
-            sampler=self.sampler,
-            num_workers=self.config.num_workers,
-            drop_last=True,
-            pin_memory=self.device.type == "cuda",
-            generator=self.loader_generator,  # keeps the global RNG untouched
-        )
-
-    def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimiser step; returns ``[loss, invariance, sigreg]`` ``(3,)``, detached, on
         the device (read on the host once per logging interval)."""
         global_views = batch["global"].to(self.device, non_blocking=True)
@@ -444,11 +404,12 @@ class Trainer:
         self.loss_fn.advance()  # next step's SIGReg directions
         return torch.stack([out.loss, out.invariance, out.sigreg]).detach().float()
 
-    def _flush(self, pending: list[tuple[int, torch.Tensor, float]]) -> None:
+    def step_context(self) -> tuple[float]:
+        return (self.optimizer.param_groups[0]["lr"],)
+
+    def record(self, pending: list[tuple[int, torch.Tensor, float]]) -> None:
         """Record the pending steps (one host sync per logging interval). Under DDP the
         recorded values are the means over ranks, so every rank holds the same history."""
-        if not pending:
-            return
         values = torch.stack([terms for _, terms, _ in pending])
         if self.dist.enabled:
             dist.all_reduce(values)  # SUM: gloo has no AVG
@@ -466,7 +427,10 @@ class Trainer:
                 {"step": step, "loss": loss, "invariance": invariance, "sigreg": sigreg,
                  "lr": lr}
             )
-        pending.clear()
+
+    def progress_postfix(self) -> dict[str, str]:
+        last = self.history[-1]
+        return {"loss": f"{last['loss']:.4f}", "lr": f"{last['lr']:.2e}"}
 
     def _evaluation_point(self) -> None:
         """Probe the backbone now (rank 0; the others wait); record the training loss of the
@@ -495,93 +459,21 @@ class Trainer:
             dist.broadcast_object_list(rows, src=0)
             self.evals = rows[0]
 
-    def _eval_due(self) -> bool:
+    def interlude_due(self) -> bool:
+        """An evaluation point is due (``--eval-every``, and the last step)."""
         every = self.config.eval_every
         return every > 0 and (self.global_step % every == 0 or self.global_step == self.total_steps)
 
-    def _should_stop(self) -> bool:
-        """SIGTERM or ``max_steps``; under torchrun the ranks agree at every step (a tiny
-        all-reduce), so they all save and leave at the same step."""
-        config = self.config
-        if config.max_steps and config.max_steps <= self.global_step < self.total_steps:
-            return True
-        if not self.dist.enabled:
-            return self.stop_requested
-        flag = torch.tensor([float(self.stop_requested)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+    def interlude(self) -> None:
+        self._evaluation_point()
 
     def train(self) -> bool:
-        """Run to the end (True) or until stopped by SIGTERM / ``max_steps`` (False)."""
-
-        def request_stop(signum: int, frame: Any) -> None:
-            self.stop_requested = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        config = self.config
-        progress = None
-        if self.dist.is_main and config.progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=self.total_steps, initial=self.global_step, desc="train",
-                            unit="step", dynamic_ncols=True)
-        if self.global_step == 0 and not self.evals and config.eval_every > 0:
-            self._evaluation_point()  # step 0: the untrained network
-        pending: list[tuple[int, torch.Tensor, float]] = []
+        """Run to the end (True) or until stopped (False); see ``EpochLoop.train``. The first
+        evaluation point is the untrained network (step 0)."""
+        if self.global_step == 0 and not self.evals and self.config.eval_every > 0:
+            self._evaluation_point()
         self.network.train()
-        try:
-            while self.epoch < config.epochs:
-                started = time.perf_counter()
-                for batch in self._loader():
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    pending.append((self.global_step, self._step(batch), lr))
-                    self.global_step += 1
-                    self.step_in_epoch += 1
-                    if progress is not None:
-                        progress.update(1)
-                    if len(pending) >= config.log_every:
-                        self._flush(pending)
-                        if progress is not None:
-                            last = self.history[-1]
-                            progress.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{lr:.2e}")
-                    if self._eval_due():
-                        self._flush(pending)
-                        self.train_seconds += time.perf_counter() - started
-                        self._evaluation_point()
-                        started = time.perf_counter()
-                    interrupted = self._should_stop()
-                    # At an epoch's last step the epoch-end save (if due) follows at once.
-                    epoch_save_follows = self.step_in_epoch == self.steps_per_epoch and (
-                        self._saves_after_epoch(self.epoch + 1)
-                    )
-                    periodic = (
-                        config.save_every_steps
-                        and self.global_step % config.save_every_steps == 0
-                        and not epoch_save_follows
-                    )
-                    if interrupted or periodic:
-                        self._flush(pending)
-                        self.train_seconds += time.perf_counter() - started
-                        started = time.perf_counter()
-                        self.save()
-                    if interrupted:
-                        if self.dist.is_main:
-                            reason = "a stop signal" if self.stop_requested else "--max-steps"
-                            log.warning(
-                                "stopped by %s at step %d; resume with --out %s --resume",
-                                reason, self.global_step, self.out,
-                            )
-                        return False
-                self._flush(pending)
-                self.train_seconds += time.perf_counter() - started
-                self.epoch += 1
-                self.step_in_epoch = 0
-                if self._saves_after_epoch(self.epoch):
-                    self.save()
-        finally:
-            if progress is not None:
-                progress.close()
-        return True
+        return super().train()
 
     # -------------------------------------------------------------- evaluation and report
 

@@ -307,6 +307,13 @@ class Trainer(EpochLoop):
                 )
             self.history.append({"step": step, "loss": value, "lr": lr, "momentum": momentum})
 
+    def train(self) -> bool:
+        """Run to the end (True) or until stopped (False); see ``EpochLoop.train``."""
+        self.network.train()
+        if self.target is not None:
+            self.target.train()  # batch statistics, as the official code
+        return super().train()
+
     def progress_postfix(self) -> dict[str, str]:
         last = self.history[-1]
         return {
