@@ -51,7 +51,14 @@ from jepa_blocks.losses import (
     sigreg_quadrature,
     variance,
 )
+from jepa_blocks.masks import BlockMasks, MultiBlockMasks, TubeMasks, gather_tokens, scatter_tokens
 from jepa_blocks.monitors import CollapseMonitor, CollapseWarning
+from jepa_blocks.positions import (
+    RotaryEmbedding,
+    grid_coordinates,
+    sincos_embed_2d,
+    sincos_embed_3d,
+)
 from jepa_blocks.predictor import PREDICTOR_MODES, ConditionedPredictor
 from jepa_blocks.tokens import ViewActionConcat
 
@@ -109,4 +116,14 @@ __all__ = [
     # backbones
     "Backbone",
     "create_backbone",
+    # masked prediction: masks, kept tokens, positions
+    "BlockMasks",
+    "MultiBlockMasks",
+    "TubeMasks",
+    "gather_tokens",
+    "scatter_tokens",
+    "RotaryEmbedding",
+    "grid_coordinates",
+    "sincos_embed_2d",
+    "sincos_embed_3d",
 ]

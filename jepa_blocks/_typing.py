@@ -22,6 +22,10 @@ views  views stacked on the first axis of a regulariser's input (mean over them)
 vg, vl global and local views (LeJEPA)
 slices SIGReg's projection directions (``num_slices``)
 knots  SIGReg's integration knots
+k      target blocks of a mask sampler (``MultiBlockMasks``, ``TubeMasks``)
+L      kept tokens after :func:`~jepa_blocks.masks.gather_tokens` (the batch's largest
+       kept count; shorter rows padded)
+a      coordinate axes of a position (2: row, col; 3: frame, row, col)
 ====== ==============================================================
 
 Runtime checking: every public forward is wrapped in :func:`typecheck`. With the environment

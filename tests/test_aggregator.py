@@ -345,3 +345,19 @@ def test_the_default_core_comes_from_the_environment(monkeypatch) -> None:
     with pytest.raises(ValueError, match="backend='math' applies only to core='sdpa'"):
         set_attention_core(agg, "online", backend="math")
     assert {block.attn.core for block in agg.blocks} == {"naive"}  # nothing switched
+
+
+def test_transformer_block_passes_positions_to_rotary_attention() -> None:
+    import jepa_blocks as jb
+
+    torch.manual_seed(0)
+    rope = jb.RotaryEmbedding(4, axes=2)
+    block = TransformerBlock(8, 2, dropout=0.0, attn_layer=partial(Attention, rope=rope)).eval()
+    x = torch.randn(2, 5, 8)
+    positions = torch.randint(0, 6, (5, 2)).float()
+    out = block(x, None, positions)
+    # Rotary scores depend on position differences only: a common shift changes nothing.
+    torch.testing.assert_close(block(x, None, positions + 3.0), out, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(block(x, None, positions.flip(0)), out, atol=1e-4)
+    with pytest.raises(ValueError, match="positions"):
+        block(x)  # a rotary attention needs its positions

@@ -129,6 +129,33 @@ def _attention(core: str, dropout: float = 0.0) -> Callable[[torch.device], Exam
     return make
 
 
+def _rope_attention(core: str) -> Callable[[torch.device], Example]:
+    def make(device: torch.device) -> Example:
+        # head width 8 over 3 axes: slices of 2 channels each, 2 channels not rotated
+        rope = jb.RotaryEmbedding(D // 2, axes=3, device=device)
+        block = jb.Attention(D, 2, core=core, block_size=2, rope=rope, device=device)
+        x = _randn(device, B, M + 1, D)
+        positions = jb.grid_coordinates((1, 2, 2), device=device).expand(B, -1, -1)
+        kwargs = {"key_padding_mask": F.pad(_padding(device), (1, 0)), "positions": positions}
+        return block, (x,), kwargs
+
+    return make
+
+
+def _rotary(device: torch.device) -> Example:
+    block = jb.RotaryEmbedding(8, axes=3, device=device)
+    positions = jb.grid_coordinates((1, 2, 2), device=device)  # (n, a), shared by the batch
+    return block, (_randn(device, B, 2, M + 1, 8),), {"positions": positions}
+
+
+def _scatter_tokens(device: torch.device) -> Example:
+    mask = torch.tensor([[True, False, True, True, False, False]] * B, device=device)
+    mask[1] = torch.tensor([False, True, False, False, False, True])
+    tokens = _randn(device, B, 3, D)
+    padding = torch.arange(3, device=device) >= mask.sum(1, keepdim=True)
+    return jb.scatter_tokens, (tokens, padding, mask), {"fill": 0.5}
+
+
 def _attention_core(core: str) -> Callable[[torch.device], Example]:
     def make(device: torch.device) -> Example:
         q, k, v = (_randn(device, B, 2, M + 1, 4) for _ in range(3))
@@ -260,6 +287,18 @@ CASES = [
         Case(f"Attention-{core}", ("Attention",), _attention(core), ((B, M + 1, D),), (0,))
         for core in jb.ATTENTION_CORES
     ),
+    *(
+        Case(
+            f"Attention-{core}-rope",
+            ("Attention", "RotaryEmbedding"),
+            _rope_attention(core),
+            ((B, M + 1, D),),
+            (0,),
+        )
+        for core in jb.ATTENTION_CORES
+    ),
+    Case("RotaryEmbedding", ("RotaryEmbedding",), _rotary, ((B, 2, M + 1, 8),), (0,)),
+    Case("scatter_tokens", ("scatter_tokens",), _scatter_tokens, ((B, 6, D),), (0,)),
     Case(
         "Attention-online-dropout",
         ("Attention",),
@@ -369,6 +408,17 @@ NOT_BLOCKS = {
     # gradients apply; test_collapse_monitor_contract checks what does.
     "CollapseMonitor": "a host-side gauge",
     "CollapseWarning": "a warning class",
+    # Masked prediction (test_masks.py, test_positions.py). Mask samplers are host-side
+    # callables with no parameters, drawn in the data pipeline; gather_tokens returns a bool
+    # padding mask beside the tokens (its gradient, round trip and fullgraph compile are
+    # tested in test_masks.py); the rest compute constant tables or coordinates.
+    "BlockMasks": "the NamedTuple the mask samplers return",
+    "MultiBlockMasks": "a mask sampler, not a layer",
+    "TubeMasks": "a mask sampler, not a layer",
+    "gather_tokens": "returns (tokens, bool padding mask); contract checks in test_masks.py",
+    "grid_coordinates": "integer coordinates of a grid, no tensor input",
+    "sincos_embed_2d": "a constant table, no tensor input",
+    "sincos_embed_3d": "a constant table, no tensor input",
 }
 
 

@@ -31,8 +31,13 @@ The default core. One setting every module reads: ``core=None`` (the default of
 environment variable ``JEPA_BLOCKS_ATTN_CORE`` if set (as timm's ``TIMM_FUSED_ATTN``), else
 ``"sdpa"``. :func:`set_attention_core` switches every :class:`Attention` inside a built model.
 
+Positions. ``Attention(..., rope=RotaryEmbedding(dim // heads, axes=a))`` rotates queries and
+keys by per-token coordinates (``forward(x, positions=...)``, ``(b, n, a)`` or ``(n, a)``)
+before the core, so every core sees the same rotated inputs (see :mod:`jepa_blocks.positions`).
+
 Axes (see :mod:`jepa_blocks._typing`): ``b`` batch, ``h`` heads, ``n`` query tokens,
-``nk`` key tokens (``n`` for self-attention), ``dh`` head width, ``d`` model width.
+``nk`` key tokens (``n`` for self-attention), ``dh`` head width, ``d`` model width, ``a``
+coordinate axes of the positions.
 """
 
 import math
@@ -42,8 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jepa_blocks._typing import Bool, Float, typecheck
+from jepa_blocks._typing import Bool, Float, Shaped, typecheck
 from jepa_blocks.layers.online_attention import online_attention
+from jepa_blocks.positions import RotaryEmbedding
 
 __all__ = [
     "ATTENTION_CORES",
@@ -328,10 +334,13 @@ class Attention(nn.Module):
             :func:`default_attention_core` when the module is built.
         backend: pins an SDPA backend (used only while ``core == "sdpa"``).
         block_size: tile size of the ``online`` core.
+        rope: a :class:`~jepa_blocks.positions.RotaryEmbedding` of width ``dim // heads``;
+            queries and keys are rotated by the ``positions`` given to ``forward``, before
+            the core. ``None`` (default): no positions inside the attention.
 
     Raises:
         ValueError: ``dim`` not divisible by ``heads``, unknown core/backend, bad dropout or
-            block size.
+            block size, ``rope`` not a RotaryEmbedding of width ``dim // heads``.
     """
 
     def __init__(
@@ -345,6 +354,7 @@ class Attention(nn.Module):
         core: str | None = None,
         backend: str | None = None,
         block_size: int = 128,
+        rope: RotaryEmbedding | None = None,
         device=None,
         dtype=None,
     ) -> None:
@@ -366,6 +376,14 @@ class Attention(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias, **factory)
         self.proj = nn.Linear(dim, dim, bias=proj_bias, **factory)
+        if rope is not None and (
+            not isinstance(rope, RotaryEmbedding) or rope.head_dim != self.head_dim
+        ):
+            raise ValueError(
+                f"rope must be a RotaryEmbedding of head width dim // heads = {self.head_dim}, "
+                f"got {rope!r}; build it with RotaryEmbedding({self.head_dim}, axes=...)"
+            )
+        self.rope = rope
 
     @property
     def core(self) -> str:
@@ -390,18 +408,33 @@ class Attention(nn.Module):
         self,
         x: Float[Tensor, "b n {self.dim}"],
         key_padding_mask: Bool[Tensor, "b n"] | None = None,
+        positions: Shaped[Tensor, "b n a"] | Shaped[Tensor, "n a"] | None = None,
     ) -> Float[Tensor, "b n {self.dim}"]:
         """Attend over the ``n`` tokens of each sequence; padded keys (mask True) are ignored.
 
         Query rows whose whole sequence is padding come out as ``proj`` of zeros (its bias).
+        ``positions``: per-token coordinates, required with ``rope`` and refused without it.
         """
         b, n, _ = x.shape
         _check_mask(key_padding_mask, b, n)
+        if (positions is None) != (self.rope is None):
+            raise ValueError(
+                "positions are given but this Attention has no rope; build it with "
+                "rope=RotaryEmbedding(dim // heads, axes=...) or drop positions"
+                if self.rope is None
+                else "this Attention rotates queries and keys (rope); pass positions=(b, n, "
+                f"{self.rope.axes}) or ({n}, {self.rope.axes}) coordinates, e.g. "
+                "grid_coordinates(grid)"
+            )
         # Plain reshape/permute rather than einops here: this path runs on every call of
         # launch-bound blocks (the aggregator), where microseconds of Python show up.
         # (b, n, 3 * h * dh) -> (3, b, h, n, dh), as timm lays out its fused qkv weight.
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        if self.rope is not None:
+            self.rope.check_positions(positions, b, n)
+            cos, sin = self.rope.angles(positions, q.dtype)
+            q, k = self.rope.rotate(q, cos, sin), self.rope.rotate(k, cos, sin)
         out = _attend(
             q,
             k,

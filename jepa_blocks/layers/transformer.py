@@ -64,9 +64,17 @@ class TransformerBlock(nn.Module):
         self.drop2 = nn.Dropout(dropout)
         remap_state_dict_keys(self, {"mlp.0.": "mlp.fc1.", "mlp.3.": "mlp.fc2."})
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None = None,
+        positions: Tensor | None = None,
+    ) -> Tensor:
+        """``x (b, n, dim)``; ``positions`` (per-token coordinates) reach an attention built
+        with rotary embeddings (``attn_layer=partial(Attention, rope=...)``)."""
+        extra = {} if positions is None else {"positions": positions}
         if self.norm_first:
-            x = x + self.drop1(self.attn(self.norm1(x), key_padding_mask))
+            x = x + self.drop1(self.attn(self.norm1(x), key_padding_mask, **extra))
             return x + self.drop2(self.mlp(self.norm2(x)))
-        x = self.norm1(x + self.drop1(self.attn(x, key_padding_mask)))
+        x = self.norm1(x + self.drop1(self.attn(x, key_padding_mask, **extra)))
         return self.norm2(x + self.drop2(self.mlp(x)))
