@@ -40,17 +40,20 @@ from jepa_blocks.layers import (
     set_attention_core,
 )
 from jepa_blocks.losses import (
+    MASKED_LOSSES,
     LeJEPALoss,
     LeJEPAOutput,
     SeqJEPALoss,
     SIGReg,
     VICRegLoss,
     covariance,
+    masked_prediction_loss,
     seq_jepa_loss,
     sigreg,
     sigreg_quadrature,
     variance,
 )
+from jepa_blocks.masked import MaskedEncoder, MaskedPredictor, gather_targets
 from jepa_blocks.masks import BlockMasks, MultiBlockMasks, TubeMasks, gather_tokens, scatter_tokens
 from jepa_blocks.monitors import CollapseMonitor, CollapseWarning
 from jepa_blocks.positions import (
@@ -126,4 +129,10 @@ __all__ = [
     "grid_coordinates",
     "sincos_embed_2d",
     "sincos_embed_3d",
+    # masked prediction (I-JEPA, V-JEPA)
+    "MaskedEncoder",
+    "MaskedPredictor",
+    "gather_targets",
+    "MASKED_LOSSES",
+    "masked_prediction_loss",
 ]

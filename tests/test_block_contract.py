@@ -250,6 +250,57 @@ _ONLINE_DROPOUT = (
     "it compiles: see the Attention-online case."
 )
 
+
+class _Tokens(nn.Module):
+    """The float output of a block that also returns a padding mask (the contract compares
+    float outputs; the masks have their own tests in test_masked.py)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, *args: Tensor) -> Tensor:
+        return self.block(*args)[0]
+
+
+def _masked_masks(device: torch.device) -> tuple[Tensor, Tensor]:
+    """Context and two target blocks on a 4 x 4 grid, with different kept counts per row."""
+    context = torch.zeros(2, 16, dtype=torch.bool, device=device)
+    context[0, :9] = True
+    context[1, 3:10] = True
+    targets = torch.zeros(2, 2, 16, dtype=torch.bool, device=device)
+    targets[:, 0, 12:15] = True
+    targets[:, 1, 10:12] = True
+    return context, targets
+
+
+def _masked_encoder(masked: bool) -> Callable[[torch.device], Example]:
+    def make(device: torch.device) -> Example:
+        block = jb.MaskedEncoder("test_vit", image_size=16, patch_size=4).to(device)
+        images = _randn(device, 2, 3, 16, 16)
+        if not masked:
+            return block, (images,), {}
+        return _Tokens(block), (images, _masked_masks(device)[0]), {}
+
+    return make
+
+
+def _masked_predictor(pos: str) -> Callable[[torch.device], Example]:
+    def make(device: torch.device) -> Example:
+        block = jb.MaskedPredictor(D, 16, D, depth=1, heads=2, grid=(4, 4), pos=pos).to(device)
+        context, targets = _masked_masks(device)
+        return _Tokens(block), (_randn(device, 2, 9, D), context, targets), {}
+
+    return make
+
+
+def _masked_loss(device: torch.device) -> Example:
+    padding = torch.zeros(2, 5, dtype=torch.bool, device=device)
+    padding[1, 3:] = True
+    pred, target = _randn(device, 2, 5, D), _randn(device, 2, 5, D)
+    return jb.masked_prediction_loss, (pred, target, padding), {"kind": "smooth_l1"}
+
+
 CASES = [
     Case("ActionEncoder", ("ActionEncoder",), _action_encoder(), ((B, M, DE),), (0,)),
     Case(
@@ -317,6 +368,29 @@ CASES = [
         )
         for core in jb.ATTENTION_CORES
     ),
+    Case("MaskedEncoder", ("MaskedEncoder",), _masked_encoder(False), ((2, 16, 64),), (0,),
+         tol=1e-4),
+    Case(
+        "MaskedEncoder-kept-patches",
+        ("MaskedEncoder",),
+        _masked_encoder(True),
+        ((2, 9, 64),),
+        (0,),
+        no_fullgraph="kept counts vary per batch: gather_tokens reads the largest on the host",
+        tol=1e-4,
+    ),
+    *(
+        Case(
+            f"MaskedPredictor-{pos}",
+            ("MaskedPredictor",),
+            _masked_predictor(pos),
+            ((2, 2, 3, D),),
+            (0,),
+            no_fullgraph="kept counts vary per batch: gather_tokens reads the largest on the host",
+        )
+        for pos in ("sincos", "rope")
+    ),
+    Case("masked_prediction_loss", ("masked_prediction_loss",), _masked_loss, ((),), (0, 1)),
     Case("Mlp", ("Mlp",), _mlp, ((B, M, DV),), (0,)),
     *(
         Case(
@@ -376,6 +450,8 @@ CASES = [
 # in CASES or here; an nn.Module subclass is never allowed here.
 NOT_BLOCKS = {
     "__version__": "a string",
+    "MASKED_LOSSES": "a tuple of names",
+    "gather_targets": "gather_tokens for target masks, tested in test_masked.py",
     # Relative actions: tensor maths that computes the *inputs* of the blocks, tested against
     # scipy in test_actions.py.
     "canonicalize_quaternion": "action maths, not a layer",
