@@ -1,6 +1,10 @@
 """Assertions shared by the block tests (``test_block_contract.py`` runs every public block
 through them; the per-block test files use them for their own variants)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import jaxtyping
 import torch
 from torch import Tensor, nn
 
@@ -36,3 +40,16 @@ def assert_every_parameter_gets_a_gradient(module: nn.Module, *, nonzero: bool =
     if nonzero:
         zero = [name for name, p in trainable if not p.grad.abs().sum() > 0]
         assert not zero, f"the gradients of {zero} are zero everywhere"
+
+
+@contextmanager
+def typecheck_off() -> Iterator[None]:
+    """The test session checks jaxtyping annotations at runtime (conftest.py), and dynamo
+    cannot trace the checks (a custom isinstance on tensors). Users compile with the switch
+    off (the default), i.e. the undecorated forwards, which is what this traces."""
+    previous = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", previous)

@@ -18,16 +18,14 @@ fails when a name joins ``jepa_blocks.__all__`` without a case here or a reasone
 
 import copy
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jaxtyping
 import pytest
 import torch
 import torch.nn.functional as F
-from _contract import assert_every_parameter_gets_a_gradient, assert_gets_a_gradient
+from _contract import assert_every_parameter_gets_a_gradient, assert_gets_a_gradient, typecheck_off
 from torch import Tensor, nn
 
 import jepa_blocks as jb
@@ -562,17 +560,6 @@ def _check_backward(case: Case, block: Callable[..., Any], inputs: tuple[Tensor,
     assert case.grad_args or _parameters(block), f"{case.name}: nothing to check a gradient on"
 
 
-@contextmanager
-def _typecheck_off() -> Iterator[None]:
-    """The test session checks jaxtyping annotations at runtime (conftest.py), and dynamo
-    cannot trace the checks (a custom isinstance on tensors). Users compile with the switch
-    off (the default), i.e. the undecorated forwards, which is what this traces."""
-    previous = jaxtyping.config.jaxtyping_disable
-    jaxtyping.config.update("jaxtyping_disable", True)
-    try:
-        yield
-    finally:
-        jaxtyping.config.update("jaxtyping_disable", previous)
 
 
 # ------------------------------------------------------------------------------------- checks
@@ -639,7 +626,7 @@ def test_compile_fullgraph_matches_eager(case: Case, device: str) -> None:
     expected = _outputs(block(*eager_inputs, **kwargs))
     # aot_eager traces forward and backward through dynamo and AOTAutograd as inductor does,
     # without inductor's C++ compile (minutes on a busy 2-core machine).
-    with _typecheck_off():
+    with typecheck_off():
         compiled = torch.compile(twin, fullgraph=True, backend="aot_eager")
         actual = _outputs(compiled(*compiled_inputs, **kwargs))
         tol = {"rtol": case.tol, "atol": case.tol}

@@ -6,12 +6,10 @@ patches at batch >= 128.
 """
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import jaxtyping
 import pytest
 import torch
+from _contract import typecheck_off
 from jaxtyping import TypeCheckError
 
 import jepa_blocks as jb
@@ -225,16 +223,6 @@ def test_gather_targets_flattened_and_integer_positions() -> None:
     assert (rows.max(1).values - rows.masked_fill(padding, 99).min(1).values < 6).all()
 
 
-@contextmanager
-def _typecheck_off() -> Iterator[None]:
-    """The session checks annotations (conftest.py); dynamo cannot trace the checks, and the
-    library's own messages are what users see with the switch off (the default)."""
-    previous = jaxtyping.config.jaxtyping_disable
-    jaxtyping.config.update("jaxtyping_disable", True)
-    try:
-        yield
-    finally:
-        jaxtyping.config.update("jaxtyping_disable", previous)
 
 
 def test_gather_and_scatter_compile_without_graph_breaks() -> None:
@@ -244,7 +232,7 @@ def test_gather_and_scatter_compile_without_graph_breaks() -> None:
     def round_trip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return scatter_tokens(*gather_tokens(x, mask, length=2), mask)
 
-    with _typecheck_off():
+    with typecheck_off():
         try:
             compiled = torch.compile(round_trip, fullgraph=True, backend="eager")
             torch.testing.assert_close(compiled(x, mask), x * mask[..., None])
@@ -259,7 +247,7 @@ def test_gather_and_scatter_reject_bad_input_with_typed_annotations() -> None:
         gather_tokens(x, mask.float())
 
 
-@_typecheck_off()
+@typecheck_off()
 def test_gather_and_scatter_reject_bad_input() -> None:
     x = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, False, False, False]])

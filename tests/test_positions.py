@@ -7,28 +7,14 @@ rotated) with explicit 2 x 2 rotation matrices.
 """
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import jaxtyping
 import numpy as np
 import pytest
 import torch
+from _contract import typecheck_off
 
 import jepa_blocks as jb
 from jepa_blocks import Attention, RotaryEmbedding, grid_coordinates
-
-
-@contextmanager
-def _typecheck_off() -> Iterator[None]:
-    """The library's own messages, as users see them with the switch off (the default)."""
-    previous = jaxtyping.config.jaxtyping_disable
-    jaxtyping.config.update("jaxtyping_disable", True)
-    try:
-        yield
-    finally:
-        jaxtyping.config.update("jaxtyping_disable", previous)
-
 
 # --------------------------------------------------------------- the published numpy code
 
@@ -93,7 +79,7 @@ def test_sincos_3d_equals_the_vjepa_formula(
 
 
 def test_sincos_bad_input_is_named() -> None:
-    with _typecheck_off():
+    with typecheck_off():
         with pytest.raises(ValueError, match=r"dim 30 must be a positive multiple of 4"):
             jb.sincos_embed_2d(30, (14, 14))
         with pytest.raises(ValueError, match=r"dim 36 must be a positive multiple of 8"):
@@ -235,7 +221,7 @@ def test_rotary_bad_input_is_named() -> None:
     plain = Attention(32, 4)
     rotary = Attention(32, 4, rope=RotaryEmbedding(8, axes=2))
     x = torch.randn(2, 6, 32)
-    with _typecheck_off():
+    with typecheck_off():
         with pytest.raises(ValueError, match=r"positions are given but this Attention has no"):
             plain(x, positions=grid_coordinates((2, 3)))
         with pytest.raises(ValueError, match=r"pass positions=\(b, n, 2\) or \(6, 2\)"):
