@@ -192,7 +192,7 @@ class MaskedEncoder(nn.Module):
 
     Raises:
         ValueError: a model without ``patch_embed``, ``blocks`` and ``_pos_embed`` (not a timm
-            ViT).
+            ViT), or one that drops patches at random itself (``patch_drop_rate > 0``).
     """
 
     def __init__(self, vit: nn.Module | str, *, image_size: int | None = None, **timm_kwargs):
@@ -209,6 +209,11 @@ class MaskedEncoder(nn.Module):
                 f"{type(vit).__name__} is not a timm VisionTransformer (no patch_embed, blocks "
                 "and _pos_embed); pass e.g. 'vit_tiny_patch16_224' with image_size and "
                 "patch_size."
+            )
+        if not isinstance(vit.patch_drop, nn.Identity):
+            raise ValueError(
+                "the ViT drops patches itself (patch_drop_rate > 0); build it with "
+                "patch_drop_rate=0: MaskedEncoder chooses the patches from the mask."
             )
         self.vit = vit
         self.dim = int(vit.embed_dim)
