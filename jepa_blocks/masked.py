@@ -192,7 +192,8 @@ class MaskedEncoder(nn.Module):
 
     Raises:
         ValueError: a model without ``patch_embed``, ``blocks`` and ``_pos_embed`` (not a timm
-            ViT), or one that drops patches at random itself (``patch_drop_rate > 0``).
+            ViT), one that drops patches at random itself (``patch_drop_rate > 0``), or one
+            whose final norm is applied after pooling (``fc_norm``).
     """
 
     def __init__(self, vit: nn.Module | str, *, image_size: int | None = None, **timm_kwargs):
@@ -209,6 +210,12 @@ class MaskedEncoder(nn.Module):
                 f"{type(vit).__name__} is not a timm VisionTransformer (no patch_embed, blocks "
                 "and _pos_embed); pass e.g. 'vit_tiny_patch16_224' with image_size and "
                 "patch_size."
+            )
+        if not isinstance(getattr(vit, "fc_norm", nn.Identity()), nn.Identity):
+            raise ValueError(
+                "the ViT's final LayerNorm is its fc_norm (applied after pooling, as with "
+                "global_pool='avg'), so its tokens would come out un-normed; build it with "
+                "fc_norm=False (its norm then applies to the tokens)."
             )
         if not isinstance(vit.patch_drop, nn.Identity):
             raise ValueError(

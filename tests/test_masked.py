@@ -124,6 +124,8 @@ def test_losses_equal_the_formulas_on_real_tokens() -> None:
         (lambda: jb.MaskedEncoder(nn.Linear(3, 3)), "not a timm VisionTransformer"),
         (lambda: jb.MaskedEncoder("test_vit", image_size=16, patch_size=4, patch_drop_rate=0.5),
          r"drops patches itself \(patch_drop_rate > 0\)"),
+        (lambda: jb.MaskedEncoder("test_vit", image_size=16, patch_size=4, global_pool="avg"),
+         "final LayerNorm is its fc_norm"),
     ],
 )
 def test_bad_input(call, match) -> None:
