@@ -1,0 +1,305 @@
+"""End-to-end tests of ``examples/ijepa/train.py`` (I-JEPA on the built-in rendered objects).
+
+The script runs as users run it, in fresh processes (``--preset smoke``: a 2-block ViT-Tiny on
+an 8 x 8 patch grid, the ``small`` objects, 2 epochs of 7 steps), in two waves:
+
+- wave 1: the whole smoke run with the EMA target (training, evaluation points, final probes
+  with floors, table, ``metrics.json``, ``curves.png``), the same run stopped by
+  ``--max-steps`` mid-epoch, and the whole smoke run with ``--regularizer sigreg``;
+- wave 2: the stopped run continued with ``--resume``, and a 2-rank DDP run of the SIGReg
+  variant (the two ranks started with the environment variables torchrun sets).
+
+The resumed run must log the uninterrupted run's losses bit for bit (CPU, one thread) and end
+with the same weights, EMA target, SIGReg step, optimiser moments, scheduler and evaluation
+points. Bad options are checked in-process (``resolve_config``), before any work.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "ijepa"
+TRAIN = EXAMPLE / "train.py"
+SMOKE = ("--preset", "smoke", "--no-progress")
+STEPS_PER_EPOCH = 7  # 60 training objects of the 'small' size, batch 8
+TOTAL_STEPS = 2 * STEPS_PER_EPOCH
+STOP_AT = 11  # mid-epoch 2, between evaluation points (every 5 steps)
+TIMEOUT_S = 300.0  # a hang detector on a loaded 2-core machine, not a timing assertion
+pytestmark = pytest.mark.slow
+#: What torchrun sets for each of 2 ranks on one machine (launched directly: a torchrun
+#: launcher would be one more interpreter importing torch, ~4 s of CPU on the test machine).
+TORCHRUN_ENV = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}
+
+
+def _free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def _load_train_module() -> Any:
+    """train.py under a name of its own (``train`` is seq-JEPA's in this test session)."""
+    spec = importlib.util.spec_from_file_location("ijepa_train", TRAIN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train = _load_train_module()
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", JEPA_BLOCKS_CACHE=str(cache), OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+class _Run:
+    """``train.py ARGS --out OUT`` in the background, its output in files beside OUT."""
+
+    def __init__(self, args: tuple[str, ...], out: Path, cache: Path, *, name: str = "",
+                 env: dict[str, str] | None = None) -> None:
+        self.out = out
+        stem = name or out.name
+        self.log_paths = (out.with_name(stem + ".stdout"), out.with_name(stem + ".stderr"))
+        with open(self.log_paths[0], "w") as stdout, open(self.log_paths[1], "w") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(TRAIN), *args, "--out", str(out)],
+                cwd=REPO, env={**_env(cache), **(env or {})}, stdout=stdout, stderr=stderr,
+                text=True, start_new_session=True,
+            )
+
+    def wait(self) -> "_Run":
+        try:
+            self.proc.wait(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"{self.out} timed out\n{self.output}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the run and what it started (it leads its own session), if still alive."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    @property
+    def returncode(self) -> int:
+        return self.proc.returncode
+
+    @property
+    def stdout(self) -> str:
+        return self.log_paths[0].read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.log_paths[1].read_text()
+
+    @property
+    def output(self) -> str:
+        return f"exit {self.proc.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def _metrics(out: Path) -> dict[str, Any]:
+    def reject(name: str) -> None:
+        raise ValueError(f"metrics.json holds {name}: not strict JSON")
+
+    return json.loads((out / "metrics.json").read_text(), parse_constant=reject)
+
+
+def _final_state(out: Path) -> dict[str, Any]:
+    path = out / "checkpoints" / f"ckpt-{TOTAL_STEPS:09d}.pt"
+    return torch.load(path, map_location="cpu", weights_only=True)["state"]
+
+
+def _assert_equal(a: Any, b: Any, where: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where}: max |diff| {(a.double() - b.double()).abs().max()}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys differ"
+        for key in a:
+            _assert_equal(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from jepa_blocks.data.objects import RenderedObjects
+
+    root = tmp_path_factory.mktemp("ijepa")
+    cache = root / "cache"
+    smoke = train.PRESETS["smoke"]
+    # Rendered once here, so that no pair of runs renders the same objects at once.
+    RenderedObjects(cache / "objects", size=smoke["objects_size"],
+                    image_size=smoke["image_size"])
+    started: list[_Run] = []
+    try:
+        full = _Run(SMOKE, root / "full", cache)
+        stopped = _Run((*SMOKE, "--max-steps", str(STOP_AT)), root / "stopped", cache)
+        sigreg = _Run((*SMOKE, "--regularizer", "sigreg"), root / "sigreg", cache)
+        started += [full, stopped, sigreg]
+        full.wait(), stopped.wait(), sigreg.wait()
+        assert stopped.returncode == 0, stopped.output
+        stopped_files = sorted(p.name for p in stopped.out.iterdir())
+        stopped_files += sorted(p.name for p in (stopped.out / "checkpoints").iterdir())
+        shutil.copytree(stopped.out, root / "resumed")
+        resumed = _Run((*SMOKE, "--resume", "--no-evaluate"), root / "resumed", cache)
+        started.append(resumed)
+        world = {**TORCHRUN_ENV, "MASTER_PORT": _free_port()}
+        ranks = []
+        for rank in range(2):
+            ranks.append(_Run(
+                (*SMOKE, "--no-evaluate", "--eval-every", "0", "--device", "cpu",
+                 "--regularizer", "sigreg"),
+                root / "ddp", cache,
+                name=f"ddp-rank{rank}", env={**world, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            ))
+            started.append(ranks[-1])
+        resumed.wait(), ranks[0].wait(), ranks[1].wait()
+        yield {"full": full, "stopped": stopped, "sigreg": sigreg, "resumed": resumed,
+               "ranks": ranks, "stopped_files": stopped_files}
+    finally:
+        for run in started:  # a failed wave must leave no trainer behind
+            run.kill()
+
+
+def _check_report(run: _Run, probed: str) -> dict[str, Any]:
+    assert run.returncode == 0, run.output
+    assert "Traceback" not in run.output
+    for name in ("metrics.json", "curves.png", "config.json"):
+        assert (run.out / name).is_file(), name
+    table = run.stdout
+    for row in ("I-JEPA results", f"linear probe top-1 (%), {probed}", "kNN top-1",
+                f"RankMe, {probed}", "random init"):
+        assert row in table, table
+    metrics = _metrics(run.out)
+    for key in ("linear_top1", "knn_top1", "rankme"):
+        assert 0.0 <= metrics[key] and 0.0 <= metrics[f"{key}_floor"], key
+    assert 0.0 <= metrics["linear_top1"] <= 1.0 and 0.0 <= metrics["knn_top1"] <= 1.0
+    assert [row["step"] for row in metrics["evals"]] == [0, 5, 10, TOTAL_STEPS]
+    assert metrics["evals"][0]["train_loss"] is None  # step 0: the untrained network
+    assert [row["step"] for row in metrics["loss_history"]] == list(range(TOTAL_STEPS))
+    return metrics
+
+
+def test_smoke_run_writes_its_files_and_prints_the_table(runs: dict[str, Any]) -> None:
+    metrics = _check_report(runs["full"], "EMA target")
+    assert "linear probe top-1 (%), online" in runs["full"].stdout  # ema adds the online one
+    assert metrics["probed_encoder"] == "EMA target"
+    history = metrics["loss_history"]
+    for row in history:  # with ema the loss is the prediction loss; SIGReg is only a gauge
+        assert row["loss"] == row["prediction"]
+        assert row["sigreg"] > 0
+    # I-JEPA's momentum, linear from 0.996 to 1 over the run.
+    assert history[0]["momentum"] == pytest.approx(0.996)
+    assert history[-1]["momentum"] == pytest.approx(0.996 + 0.004 * (TOTAL_STEPS - 1) / TOTAL_STEPS)
+
+
+def test_sigreg_variant_mixes_prediction_and_sigreg(runs: dict[str, Any]) -> None:
+    run = runs["sigreg"]
+    metrics = _check_report(run, "online")
+    assert "SIGReg on tokens, lam 0.05, no EMA, no stop-gradient" in run.stdout
+    assert "EMA target" not in run.stdout
+    lam = train.TrainConfig().lam
+    for row in metrics["loss_history"]:  # LeJEPA's mix of the two logged terms
+        assert row["momentum"] is None
+        assert row["loss"] == pytest.approx(
+            (1 - lam) * row["prediction"] + lam * row["sigreg"], rel=1e-5
+        )
+    state = _final_state(run.out)
+    assert state["target"] is None
+    assert int(state["sigreg"]["step"]) == TOTAL_STEPS
+
+
+def test_max_steps_stops_with_a_checkpoint_and_no_report(runs: dict[str, Any]) -> None:
+    run = runs["stopped"]
+    assert f"stopped by --max-steps at step {STOP_AT}" in run.stderr
+    files = runs["stopped_files"]
+    assert "metrics.json" not in files  # an interrupted run reports nothing yet
+    assert [name for name in files if name.startswith("ckpt-")] == [
+        f"ckpt-{STEPS_PER_EPOCH:09d}.pt", f"ckpt-{STOP_AT:09d}.pt"
+    ]
+
+
+def test_resume_is_exact(runs: dict[str, Any]) -> None:
+    resumed, full = runs["resumed"], runs["full"]
+    assert resumed.returncode == 0, resumed.output
+    assert f"resumed at epoch 1, step {STOP_AT}" in resumed.stderr, resumed.output
+    # The same floats, not approximately the same.
+    assert _metrics(resumed.out)["loss_history"] == _metrics(full.out)["loss_history"]
+    a, b = _final_state(resumed.out), _final_state(full.out)
+    for key in ("model", "target", "sigreg", "optimizer", "scheduler", "position", "history",
+                "evals"):
+        _assert_equal(a[key], b[key], key)
+    assert int(a["sigreg"]["step"]) == TOTAL_STEPS  # SIGReg's directions moved on
+
+
+def test_torchrun_ranks_end_with_identical_weights(runs: dict[str, Any]) -> None:
+    ranks = runs["ranks"]
+    for run in ranks:
+        assert run.returncode == 0, run.output
+    sums = [re.findall(r"rank (\d) param checksum (\w+)", run.stderr) for run in ranks]
+    assert [found[0][0] for found in sums] == ["0", "1"], sums
+    assert sums[0][0][1] == sums[1][0][1], sums
+    history = _metrics(ranks[0].out)["loss_history"]
+    assert len(history) == TOTAL_STEPS  # the global batch is split, the steps are the same
+    assert all(math.isfinite(row["loss"]) for row in history)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "tiny"], "unknown preset 'tiny'; choose one of demo, smoke"),
+        (["--regularizer", "vicreg"], "--regularizer must be one of ema, sigreg, got 'vicreg'"),
+        (["--sigreg-on", "cls"], "--sigreg-on must be one of tokens, pooled, got 'cls'"),
+        (["--lam", "1.5"], r"--lam must be in \[0, 1\] \(LeJEPA: 0.05\), got 1.5"),
+        (["--ema-start", "0.999", "--ema-end", "0.99"],
+         r"need 0 <= --ema-start <= --ema-end <= 1 \(paper: 0.996 -> 1\), got 0.999 and 0.99"),
+        (["--patch-size", "5"], "--patch-size must divide --image-size=32, got 5"),
+        (["--pred-dim", "30", "--pred-heads", "4"],
+         "--pred-dim 30 must be a multiple of --pred-heads 4"),
+        (["--batch-size", "1"], r"--batch-size must be >= 2 \(SIGReg\), got 1"),
+        (["--vit", "vit_tiny_patch16_22"], "unknown timm model --vit 'vit_tiny_patch16_22'. "
+         "Did you mean"),
+        (["--vit", "resnet18"], "--vit must be a timm VisionTransformer"),
+        (["--patch-size", "16"], "bad mask options for the 2 x 2 patch grid"),
+        (["--target-scale-min", "0.3", "--target-scale-max", "0.2"],
+         "bad mask options for the 8 x 8 patch grid"),
+        (["--nuisances", "none"], "--nuisances must be one of view, object, fixed"),
+        (["--precision", "fp8"], "--precision must be auto, fp32 or bf16, got 'fp8'"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=f"^error: {message}"):
+        train.resolve_config(train.parse_args(argv))
+
+
+def test_reusing_a_run_directory_without_resume_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-000000005.pt").write_bytes(b"")
+    with pytest.raises(SystemExit, match="holds checkpoints of an earlier run; pass --resume"):
+        train.main(["--preset", "smoke", "--out", str(tmp_path)])
