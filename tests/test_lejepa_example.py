@@ -208,6 +208,11 @@ def test_smoke_run_writes_its_files_and_prints_the_table(runs: dict[str, Any]) -
     for row in history:  # the logged loss is the paper's mix of its two logged terms
         assert row["loss"] == pytest.approx((1 - lam) * row["invariance"] + lam * row["sigreg"],
                                             rel=1e-5)
+    # The collapse monitor every 2nd step (smoke), on the global views' embeddings, quietly.
+    monitor = metrics["collapse_monitor"]
+    assert [row["step"] for row in monitor] == list(range(0, TOTAL_STEPS, 2))
+    assert all(row["rankme"] > 1.0 and row["std_ratio"] > 0.05 for row in monitor)
+    assert "CollapseWarning" not in run.output
 
 
 def test_max_steps_stops_with_a_checkpoint_and_no_report(runs: dict[str, Any]) -> None:
@@ -227,7 +232,8 @@ def test_resume_is_exact(runs: dict[str, Any]) -> None:
     # The same floats, not approximately the same.
     assert _metrics(resumed.out)["loss_history"] == _metrics(full.out)["loss_history"]
     a, b = _final_state(resumed.out), _final_state(full.out)
-    for key in ("model", "loss", "optimizer", "scheduler", "position", "history", "evals"):
+    for key in ("model", "loss", "optimizer", "scheduler", "position", "history", "evals",
+                "monitor"):
         _assert_equal(a[key], b[key], key)
     assert int(a["loss"]["sigreg.step"]) == TOTAL_STEPS  # SIGReg's directions moved on
 
@@ -258,6 +264,7 @@ def test_torchrun_ranks_end_with_identical_weights(runs: dict[str, Any]) -> None
          "'convnext_atto' is not one"),
         (["--nuisances", "none"], "--nuisances must be one of view, object, fixed"),
         (["--precision", "fp8"], "--precision must be auto, fp32 or bf16, got 'fp8'"),
+        (["--monitor-every", "-1"], r"--monitor-every must be >= 0 \(0 turns the collapse"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(argv: list[str], message: str) -> None:

@@ -63,6 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe_test_size": 0,
         "knn_k": 5,
         "log_every": 1,
+        "monitor_every": 2,
         "threads": 1,
     },
 }
@@ -124,6 +125,8 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16
     sync_bn: bool = False
     log_every: int = 10
+    # CollapseMonitor on the global views' embeddings every k steps; 0 turns it off
+    monitor_every: int = 25
     save_every_steps: int = 0  # 0: at epoch ends only
     save_every_epochs: int = 1  # at every k-th epoch end (and the last); SIGTERM always saves
     keep_last: int = 2
@@ -139,6 +142,7 @@ OPERATIONAL_FIELDS = (
     "threads",
     "device",
     "log_every",
+    "monitor_every",
     "save_every_steps",
     "save_every_epochs",
     "keep_last",

@@ -127,6 +127,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             values[f.name] = given
     c = TrainConfig(**values)
     _require(
+        c.monitor_every >= 0,
+        f"--monitor-every must be >= 0 (0 turns the collapse monitor off), got {c.monitor_every}.",
+    )
+    _require(
         c.objects_size in SIZE_PRESETS,
         f"--objects-size must be one of {', '.join(SIZE_PRESETS)}, got {c.objects_size!r}.",
     )
@@ -298,6 +302,11 @@ class Trainer(EpochLoop):
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = build_loss(self.model_cfg).to(self.device)
+        self.monitor = (
+            jb.CollapseMonitor(config.monitor_every, warn=self.dist.is_main)
+            if config.monitor_every
+            else None
+        )
         self.autocast = precision_dtype(config.precision, self.device)  # None: fp32
 
         per_rank, remainder = divmod(config.batch_size, self.dist.world_size)
@@ -359,6 +368,7 @@ class Trainer(EpochLoop):
             "rng": capture_rng_state({"loader": self.loader_generator}),
             **self.loop_state(),
             "evals": self.evals,
+            "monitor": None if self.monitor is None else self.monitor.state_dict(),
             "eval_seconds": self.eval_seconds,
         }
 
@@ -370,6 +380,8 @@ class Trainer(EpochLoop):
         state = payload["state"]
         self.model.load_state_dict(state["model"])
         self.loss_fn.load_state_dict(state["loss"])
+        if self.monitor is not None and state.get("monitor"):
+            self.monitor.load_state_dict(state["monitor"])
         fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
         for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
@@ -402,6 +414,10 @@ class Trainer(EpochLoop):
         self.optimizer.step()
         self.scheduler.step()
         self.loss_fn.advance()  # next step's SIGReg directions
+        if self.monitor is not None and self.monitor.due(self.global_step):
+            embeddings = z_global.detach().float()  # (global views, n, d), before the update
+            if bool(torch.isfinite(embeddings).all()):  # a diverged step: the loss check says so
+                self.monitor(embeddings, step=self.global_step)
         return torch.stack([out.loss, out.invariance, out.sigreg]).detach().float()
 
     def step_context(self) -> tuple[float]:
@@ -525,7 +541,12 @@ class Trainer(EpochLoop):
     def report(self, metrics: dict[str, Any], *, evaluated: bool = True) -> None:
         """``metrics.json`` always; curves and the table after an evaluation."""
         metrics["wall_seconds"] = round(time.perf_counter() - self.started, 2)
-        report = {**metrics, "evals": self.evals, "loss_history": self.history}
+        report = {
+            **metrics,
+            "evals": self.evals,
+            "loss_history": self.history,
+            "collapse_monitor": [] if self.monitor is None else self.monitor.history,
+        }
         (self.out / "metrics.json").write_text(
             json.dumps(finite_or_null(report), indent=2, allow_nan=False)
         )
