@@ -203,6 +203,10 @@ def _check_report(run: _Run, probed: str) -> dict[str, Any]:
     assert [row["step"] for row in metrics["evals"]] == [0, 5, 10, TOTAL_STEPS]
     assert metrics["evals"][0]["train_loss"] is None  # step 0: the untrained network
     assert [row["step"] for row in metrics["loss_history"]] == list(range(TOTAL_STEPS))
+    # The collapse monitor every 2nd step (smoke) on the probed encoder's tokens.
+    monitor = metrics["collapse_monitor"]
+    assert [row["step"] for row in monitor] == list(range(0, TOTAL_STEPS, 2))
+    assert all(row["rankme"] >= 1.0 and row["std_ratio"] >= 0.0 for row in monitor)
     return metrics
 
 
@@ -253,7 +257,7 @@ def test_resume_is_exact(runs: dict[str, Any]) -> None:
     assert _metrics(resumed.out)["loss_history"] == _metrics(full.out)["loss_history"]
     a, b = _final_state(resumed.out), _final_state(full.out)
     for key in ("model", "target", "sigreg", "optimizer", "scheduler", "position", "history",
-                "evals"):
+                "evals", "monitor"):
         _assert_equal(a[key], b[key], key)
     assert int(a["sigreg"]["step"]) == TOTAL_STEPS  # SIGReg's directions moved on
 
@@ -291,6 +295,7 @@ def test_torchrun_ranks_end_with_identical_weights(runs: dict[str, Any]) -> None
          "bad mask options for the 8 x 8 patch grid"),
         (["--nuisances", "none"], "--nuisances must be one of view, object, fixed"),
         (["--precision", "fp8"], "--precision must be auto, fp32 or bf16, got 'fp8'"),
+        (["--monitor-every", "-1"], r"--monitor-every must be >= 0 \(0 turns the collapse"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(argv: list[str], message: str) -> None:

@@ -59,6 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe_test_size": 80,
         "knn_k": 5,
         "log_every": 1,
+        "monitor_every": 2,
         "threads": 1,
     },
 }
@@ -120,6 +121,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16
     log_every: int = 10
+    # CollapseMonitor on the encoder's tokens every k steps (the target's with an EMA, the
+    # online encoder's with SIGReg: the ones the probes read); 0 turns it off
+    monitor_every: int = 25
     save_every_steps: int = 0  # 0: at epoch ends only
     save_every_epochs: int = 1  # at every k-th epoch end (and the last); SIGTERM always saves
     keep_last: int = 2
@@ -135,6 +139,7 @@ OPERATIONAL_FIELDS = (
     "threads",
     "device",
     "log_every",
+    "monitor_every",
     "save_every_steps",
     "save_every_epochs",
     "keep_last",

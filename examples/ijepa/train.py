@@ -158,6 +158,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         c.nuisances in NUISANCES,
         f"--nuisances must be one of {', '.join(NUISANCES)}, got {c.nuisances!r}.",
     )
+    _require(
+        c.monitor_every >= 0,
+        f"--monitor-every must be >= 0 (0 turns the collapse monitor off), got {c.monitor_every}.",
+    )
     _require(16 <= c.image_size <= 256, f"--image-size must be in [16, 256], got {c.image_size}.")
     _require(
         c.patch_size >= 1 and c.image_size % c.patch_size == 0,
@@ -360,6 +364,11 @@ class Trainer(EpochLoop):
         # The objective with sigreg; with ema the same statistic of the target's tokens is
         # logged as a collapse gauge (no gradient flows into it).
         self.sigreg = jb.SIGReg(config.num_slices, seed=config.seed).to(self.device)
+        self.monitor = (
+            jb.CollapseMonitor(config.monitor_every, warn=self.dist.is_main)
+            if config.monitor_every
+            else None
+        )
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.model, config.weight_decay),
             lr=config.lr,
@@ -406,6 +415,7 @@ class Trainer(EpochLoop):
             "rng": capture_rng_state({"loader": self.loader_generator}),
             **self.loop_state(),
             "evals": self.evals,
+            "monitor": None if self.monitor is None else self.monitor.state_dict(),
             "eval_seconds": self.eval_seconds,
         }
 
@@ -419,6 +429,8 @@ class Trainer(EpochLoop):
         if self.target is not None:
             self.target.load_state_dict(state["target"])
         self.sigreg.load_state_dict(state["sigreg"])
+        if self.monitor is not None and state.get("monitor"):
+            self.monitor.load_state_dict(state["monitor"])
         fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
         for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
@@ -483,6 +495,10 @@ class Trainer(EpochLoop):
         if self.target is not None:
             self.target.update(self.model.encoder)
         self.sigreg.advance()  # next step's SIGReg directions
+        if self.monitor is not None and self.monitor.due(self.global_step):
+            embeddings = tokens.detach().float()  # (b, n, d), the tokens the probes read
+            if bool(torch.isfinite(embeddings).all()):  # a diverged step: the loss check says so
+                self.monitor(embeddings, step=self.global_step)
         return torch.stack([loss, prediction, regularizer]).detach().float()
 
     def step_context(self) -> tuple[float, float | None]:
@@ -613,7 +629,12 @@ class Trainer(EpochLoop):
     def report(self, metrics: dict[str, Any], *, evaluated: bool = True) -> None:
         """``metrics.json`` always; curves and the table after an evaluation."""
         metrics["wall_seconds"] = round(time.perf_counter() - self.started, 2)
-        report = {**metrics, "evals": self.evals, "loss_history": self.history}
+        report = {
+            **metrics,
+            "evals": self.evals,
+            "loss_history": self.history,
+            "collapse_monitor": [] if self.monitor is None else self.monitor.history,
+        }
         (self.out / "metrics.json").write_text(
             json.dumps(finite_or_null(report), indent=2, allow_nan=False)
         )
