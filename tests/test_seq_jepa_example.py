@@ -261,3 +261,34 @@ def test_sigreg_variant_loss_is_the_weighted_sum_without_stop_gradient() -> None
 def test_sigreg_lambda_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"sigreg_lambda must be in \[0, 1\].*got 1.5"):
         SeqJEPAConfig(variant="seq-jepa-sigreg", sigreg_lambda=1.5)
+
+
+def test_the_trained_encoder_is_exported_for_stock_timm(tmp_path: Path, tmp_path_factory,
+                                                         monkeypatch) -> None:
+    import safetensors.torch
+    import timm
+    import train
+    from _train_helpers import render_cache
+
+    monkeypatch.setenv("JEPA_BLOCKS_CACHE", str(render_cache(tmp_path_factory)))
+    config = train.resolve_config(train.parse_args(["--preset", "smoke", "--no-progress"]))
+    for name in ("run", "cifar"):
+        (tmp_path / name).mkdir()  # as train.py's main does before building the Trainer
+    trainer = train.Trainer(config, tmp_path / "run", resume=False)
+    loader = trainer.export_encoder()
+    assert loader == (
+        "timm.create_model('test_resnet', num_classes=0).load_state_dict("
+        f"safetensors.torch.load_file({str(tmp_path / 'run' / 'encoder.safetensors')!r}))"
+    )
+    stock = timm.create_model("test_resnet", num_classes=0).eval()
+    stock.load_state_dict(safetensors.torch.load_file(tmp_path / "run" / "encoder.safetensors"))
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(stock(images), trainer.model.encoder.eval()(images))
+    # The paper's CIFAR stem is not a timm model: skipped, with the reason logged.
+    cifar = train.resolve_config(
+        train.parse_args(
+            ["--preset", "smoke", "--no-progress", "--backbone", "resnet18", "--cifar-stem"]
+        )
+    )
+    assert train.Trainer(cifar, tmp_path / "cifar", resume=False).export_encoder() is None
+    assert not (tmp_path / "cifar" / "encoder.safetensors").exists()

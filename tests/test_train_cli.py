@@ -148,6 +148,7 @@ def test_reusing_a_run_directory_without_resume_is_refused(runs: dict[str, Train
         (["--variant", "jepa"], "unknown variant 'jepa'"),
         (["--threads", "-1"], r"--threads must be >= 0 \(0: torch's default\), got -1"),
         (["--save-every-epochs", "0"], "--save-every-epochs must be >= 1, got 0"),
+        (["--attn-core", "flash"], "--attn-core must be one of naive, sdpa, online, got 'flash'"),
         (["--monitor-every", "-5"], r"--monitor-every must be >= 0 \(0 turns the collapse"),
         (["--sigreg-lambda", "2"], r"--sigreg-lambda must be in \[0, 1\], got 2.0"),
         (
