@@ -14,136 +14,43 @@ with the same weights, EMA target, SIGReg step, optimiser moments, scheduler and
 points. Bad options are checked in-process (``resolve_config``), before any work.
 """
 
-import importlib.util
-import json
 import math
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+from _example_runs import (
+    REPO,
+    TORCHRUN_ENV,
+    ExampleRun,
+    assert_equal,
+    checkpoint_state,
+    free_port,
+    load_script,
+    strict_metrics,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "ijepa"
 TRAIN = EXAMPLE / "train.py"
 SMOKE = ("--preset", "smoke", "--no-progress")
 STEPS_PER_EPOCH = 7  # 60 training objects of the 'small' size, batch 8
 TOTAL_STEPS = 2 * STEPS_PER_EPOCH
 STOP_AT = 11  # mid-epoch 2, between evaluation points (every 5 steps)
-TIMEOUT_S = 300.0  # a hang detector on a loaded 2-core machine, not a timing assertion
 pytestmark = pytest.mark.slow
-#: What torchrun sets for each of 2 ranks on one machine (launched directly: a torchrun
-#: launcher would be one more interpreter importing torch, ~4 s of CPU on the test machine).
-TORCHRUN_ENV = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}
+
+train = load_script("ijepa_train", TRAIN)
 
 
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
-def _load_train_module() -> Any:
-    """train.py under a name of its own (``train`` is seq-JEPA's in this test session)."""
-    spec = importlib.util.spec_from_file_location("ijepa_train", TRAIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_train_module()
-
-
-def _env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", JEPA_BLOCKS_CACHE=str(cache), OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return env
-
-
-class _Run:
-    """``train.py ARGS --out OUT`` in the background, its output in files beside OUT."""
-
-    def __init__(self, args: tuple[str, ...], out: Path, cache: Path, *, name: str = "",
-                 env: dict[str, str] | None = None) -> None:
-        self.out = out
-        stem = name or out.name
-        self.log_paths = (out.with_name(stem + ".stdout"), out.with_name(stem + ".stderr"))
-        with open(self.log_paths[0], "w") as stdout, open(self.log_paths[1], "w") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(TRAIN), *args, "--out", str(out)],
-                cwd=REPO, env={**_env(cache), **(env or {})}, stdout=stdout, stderr=stderr,
-                text=True, start_new_session=True,
-            )
-
-    def wait(self) -> "_Run":
-        try:
-            self.proc.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"{self.out} timed out\n{self.output}")
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the run and what it started (it leads its own session), if still alive."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-
-    @property
-    def returncode(self) -> int:
-        return self.proc.returncode
-
-    @property
-    def stdout(self) -> str:
-        return self.log_paths[0].read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.log_paths[1].read_text()
-
-    @property
-    def output(self) -> str:
-        return f"exit {self.proc.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
-
-
-def _metrics(out: Path) -> dict[str, Any]:
-    def reject(name: str) -> None:
-        raise ValueError(f"metrics.json holds {name}: not strict JSON")
-
-    return json.loads((out / "metrics.json").read_text(), parse_constant=reject)
+class _Run(ExampleRun):
+    def __init__(self, args: tuple[str, ...], out: Path, cache: Path, **kwargs: Any) -> None:
+        super().__init__(TRAIN, args, out, cache, **kwargs)
 
 
 def _final_state(out: Path) -> dict[str, Any]:
-    path = out / "checkpoints" / f"ckpt-{TOTAL_STEPS:09d}.pt"
-    return torch.load(path, map_location="cpu", weights_only=True)["state"]
-
-
-def _assert_equal(a: Any, b: Any, where: str) -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where}: max |diff| {(a.double() - b.double()).abs().max()}"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), f"{where}: keys differ"
-        for key in a:
-            _assert_equal(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_equal(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
+    return checkpoint_state(out, TOTAL_STEPS)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +76,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         shutil.copytree(stopped.out, root / "resumed")
         resumed = _Run((*SMOKE, "--resume", "--no-evaluate"), root / "resumed", cache)
         started.append(resumed)
-        world = {**TORCHRUN_ENV, "MASTER_PORT": _free_port()}
+        world = {**TORCHRUN_ENV, "MASTER_PORT": free_port()}
         ranks = []
         for rank in range(2):
             ranks.append(_Run(
@@ -196,7 +103,7 @@ def _check_report(run: _Run, probed: str) -> dict[str, Any]:
     for row in ("I-JEPA results", f"linear probe top-1 (%), {probed}", "kNN top-1",
                 f"RankMe, {probed}", "random init"):
         assert row in table, table
-    metrics = _metrics(run.out)
+    metrics = strict_metrics(run.out)
     for key in ("linear_top1", "knn_top1", "rankme"):
         assert 0.0 <= metrics[key] and 0.0 <= metrics[f"{key}_floor"], key
     assert 0.0 <= metrics["linear_top1"] <= 1.0 and 0.0 <= metrics["knn_top1"] <= 1.0
@@ -254,11 +161,11 @@ def test_resume_is_exact(runs: dict[str, Any]) -> None:
     assert resumed.returncode == 0, resumed.output
     assert f"resumed at epoch 1, step {STOP_AT}" in resumed.stderr, resumed.output
     # The same floats, not approximately the same.
-    assert _metrics(resumed.out)["loss_history"] == _metrics(full.out)["loss_history"]
+    assert strict_metrics(resumed.out)["loss_history"] == strict_metrics(full.out)["loss_history"]
     a, b = _final_state(resumed.out), _final_state(full.out)
     for key in ("model", "target", "sigreg", "optimizer", "scheduler", "position", "history",
                 "evals", "monitor"):
-        _assert_equal(a[key], b[key], key)
+        assert_equal(a[key], b[key], key)
     assert int(a["sigreg"]["step"]) == TOTAL_STEPS  # SIGReg's directions moved on
 
 
@@ -269,7 +176,7 @@ def test_torchrun_ranks_end_with_identical_weights(runs: dict[str, Any]) -> None
     sums = [re.findall(r"rank (\d) param checksum (\w+)", run.stderr) for run in ranks]
     assert [found[0][0] for found in sums] == ["0", "1"], sums
     assert sums[0][0][1] == sums[1][0][1], sums
-    history = _metrics(ranks[0].out)["loss_history"]
+    history = strict_metrics(ranks[0].out)["loss_history"]
     assert len(history) == TOTAL_STEPS  # the global batch is split, the steps are the same
     assert all(math.isfinite(row["loss"]) for row in history)
 
