@@ -60,9 +60,7 @@ from jepa_blocks.data.objects import NUISANCES, SIZE_PRESETS  # noqa: E402
 from jepa_blocks.data.sampler import ResumableSampler  # noqa: E402
 from jepa_blocks.eval import fit_linear_probe, knn_top1, rankme  # noqa: E402
 from jepa_blocks.training import (  # noqa: E402
-    CheckpointError,
     CheckpointManager,
-    ConfigMismatchError,
     Distributed,
     EpochLoop,
     capture_rng_state,
@@ -73,16 +71,18 @@ from jepa_blocks.training import (  # noqa: E402
     restore_rng_state,
     warmup_cosine,
 )
+from jepa_blocks.training.run import (  # noqa: E402
+    NonFiniteLossError,
+    default_out_dir,
+    prepare_out_dir,
+    run,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger("lejepa")
 
 #: How many of the last logged steps the "final loss" of the report averages.
 FINAL_WINDOW = 20
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf."""
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -559,53 +559,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     config = resolve_config(args)
-    # A fresh directory per run by default, so one command run twice never mixes two runs'
-    # checkpoints; continuing a run names its directory with --out ... --resume.
-    out = args.out or Path("runs") / f"lejepa-{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.resume and any((out / "checkpoints").glob("ckpt-*.pt")):
-        raise SystemExit(
-            f"error: {out / 'checkpoints'} holds checkpoints of an earlier run; pass --resume to "
-            "continue it, or choose another --out."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        trainer = Trainer(config, out, resume=args.resume)
-    except (ConfigMismatchError, CheckpointError) as error:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        print(f"error: cannot resume from {out / 'checkpoints'}: {error}", file=sys.stderr)
-        return 2
-    try:
-        if trainer.dist.is_main:
-            (out / "config.json").write_text(json.dumps(
-                {"train": asdict(config), "model": trainer.model_cfg.to_dict(),
-                 "world_size": trainer.dist.world_size, "library_version": jb.__version__},
-                indent=2,
-            ))
-            log.info(
-                "LeJEPA on %s: %d training %ss, %d steps/epoch, %d epochs, global batch %d",
-                trainer.device, len(trainer.data.train), config.views_from,
-                trainer.steps_per_epoch,
-                config.epochs, config.batch_size,
-            )
-        try:
-            finished = trainer.train()
-        except NonFiniteLossError as error:
-            log.error("%s", error)
-            return 3
-        log.info("rank %d param checksum %s", trainer.dist.rank,
-                 parameter_checksum(trainer.model))
-        if not finished:
-            return 0
-        if trainer.dist.is_main:
-            if config.evaluate:
-                trainer.report(trainer.evaluate())
-            else:
-                trainer.report(trainer.train_metrics(), evaluated=False)
-        trainer.dist.barrier()
-        return 0
-    finally:
-        trainer.dist.close()
+    out = prepare_out_dir(args.out or default_out_dir(f"lejepa-{config.preset}"), args.resume)
+
+    def summary(trainer: Trainer) -> dict[str, Any]:
+        return {"train": asdict(config), "model": trainer.model_cfg.to_dict(),
+                "world_size": trainer.dist.world_size, "library_version": jb.__version__}
+
+    def describe(trainer: Trainer) -> str:
+        return (f"LeJEPA on {trainer.device}: {len(trainer.data.train)} training "
+                f"{config.views_from}s, {trainer.steps_per_epoch} steps/epoch, "
+                f"{config.epochs} epochs, global batch {config.batch_size}")
+
+    return run(
+        lambda: Trainer(config, out, resume=args.resume),
+        out=out,
+        evaluate=config.evaluate,
+        summary=summary,
+        describe=describe,
+        checksums=lambda trainer: parameter_checksum(trainer.model),
+    )
 
 
 if __name__ == "__main__":

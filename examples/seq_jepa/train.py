@@ -27,23 +27,19 @@ The pieces: ``config.py`` (flags, presets, checks), ``trainer.py`` (the loop, re
 monitor, report), ``model.py``, ``data.py``, ``evaluate.py`` (the paper's protocol).
 """
 
-import json
 import logging
 import os
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
-
-import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from config import parse_args, resolve_config  # noqa: E402
-from trainer import NonFiniteLossError, Trainer  # noqa: E402
+from trainer import Trainer  # noqa: E402
 
 import jepa_blocks as jb  # noqa: E402
-from jepa_blocks.training import CheckpointError, ConfigMismatchError  # noqa: E402
+from jepa_blocks.training.run import default_out_dir, prepare_out_dir, run  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger("seq_jepa")
@@ -53,54 +49,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv, description=__doc__)
     config = resolve_config(args)
-    # A fresh directory per run by default, so running the same command twice never mixes
-    # two runs' checkpoints; continuing a run names its directory with --out ... --resume.
-    out = args.out or Path("runs") / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.resume and any((out / "checkpoints").glob("ckpt-*.pt")):
-        raise SystemExit(
-            f"error: {out / 'checkpoints'} holds checkpoints of an earlier run; pass --resume to "
-            "continue it, or choose another --out."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        trainer = Trainer(config, out, resume=args.resume)
-    except (ConfigMismatchError, CheckpointError) as error:
-        # Only --resume reads checkpoints; the message names the file and what differs.
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        print(f"error: cannot resume from {out / 'checkpoints'}: {error}", file=sys.stderr)
-        return 2
-    try:
-        if trainer.dist.is_main:
-            summary = {"train": asdict(config), "model": trainer.model_cfg.to_dict(),
-                       "world_size": trainer.dist.world_size, "library_version": jb.__version__}
-            (out / "config.json").write_text(json.dumps(summary, indent=2))
-            log.info(
-                "%s on %s: %d sequences, %d steps/epoch, %d epochs, global batch %d",
-                config.model.variant, trainer.device, len(trainer.data.train),
-                trainer.steps_per_epoch, config.epochs, config.batch_size,
-            )
-        try:
-            finished = trainer.train()
-        except NonFiniteLossError as error:
-            log.error("%s", error)
-            return 3
-        log.info("rank %d param checksum %s target checksum %s",
-                 trainer.dist.rank, *trainer.parameter_checksums())
-        if not finished:
-            return 0
-        if trainer.dist.is_main:
-            if config.evaluate:
-                trainer.report(trainer.evaluate())
-            else:
-                trainer.report(trainer.train_metrics(), evaluated=False)
-            loader = trainer.export_encoder()
-            if loader is not None:
-                print(f"encoder for stock timm: {loader}")
-        trainer.dist.barrier()
-        return 0
-    finally:
-        trainer.dist.close()
+    out = prepare_out_dir(args.out or default_out_dir(config.preset), args.resume)
+
+    def summary(trainer: Trainer) -> dict:
+        return {"train": asdict(config), "model": trainer.model_cfg.to_dict(),
+                "world_size": trainer.dist.world_size, "library_version": jb.__version__}
+
+    def describe(trainer: Trainer) -> str:
+        return (f"{config.model.variant} on {trainer.device}: {len(trainer.data.train)} "
+                f"sequences, {trainer.steps_per_epoch} steps/epoch, {config.epochs} epochs, "
+                f"global batch {config.batch_size}")
+
+    def export(trainer: Trainer) -> None:
+        loader = trainer.export_encoder()
+        if loader is not None:
+            print(f"encoder for stock timm: {loader}")
+
+    return run(
+        lambda: Trainer(config, out, resume=args.resume),
+        out=out,
+        evaluate=config.evaluate,
+        summary=summary,
+        describe=describe,
+        checksums=lambda trainer: "{} target checksum {}".format(*trainer.parameter_checksums()),
+        finish=export,
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from jepa_blocks.training import (
     warmup_cosine,
 )
 from jepa_blocks.training.loop import EpochLoop
+from jepa_blocks.training.run import NonFiniteLossError
 
 log = logging.getLogger("seq_jepa")
 
@@ -49,10 +50,6 @@ ROTATION_KEYS = (
     "ridge_r2_rel_rotation_floor",
     "ridge_r2_rel_rotation_pixels",
 )
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf and ``--nan-policy stop`` is in force."""
 
 
 # ----------------------------------------------------------------------------- optimisation
