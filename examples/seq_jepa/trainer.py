@@ -69,10 +69,6 @@ def build_optimizer(
     )
 
 
-def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    return precision_dtype(config.precision, device)
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -96,7 +92,7 @@ class Trainer(EpochLoop):
         if config.sync_bn and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
-        self.autocast = autocast_dtype(config, self.device)
+        self.autocast = precision_dtype(config.precision, self.device)  # None: fp32
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
 
