@@ -63,3 +63,26 @@ def test_parameter_groups_decay_weights_only() -> None:
     }
     with pytest.raises(ValueError, match="weight_decay must be >= 0"):
         parameter_groups(model, -1.0)
+
+
+def test_adamw_is_fused_on_the_cpu_and_a_resume_keeps_it() -> None:
+    from jepa_blocks.training import adamw, load_optimizer_state
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    optimizer = adamw(model, lr=1e-3, weight_decay=0.05, device=torch.device("cpu"))
+    assert [g["fused"] for g in optimizer.param_groups] == [True, True]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
+    model(torch.randn(2, 3)).sum().backward()
+    optimizer.step()
+    # A checkpoint of the per-parameter loop (written before the fused optimiser) ...
+    old = torch.optim.AdamW(parameter_groups(model, 0.05), lr=1e-3)
+    old.load_state_dict(optimizer.state_dict())
+    for group in old.param_groups:
+        group["fused"] = None
+    saved = old.state_dict()
+    # ... restores the moments and keeps the fused kernel.
+    fresh = adamw(model, lr=1e-3, weight_decay=0.05, device=torch.device("cpu"))
+    load_optimizer_state(fresh, saved)
+    assert [g["fused"] for g in fresh.param_groups] == [True, True]
+    first = next(iter(model.parameters()))
+    assert torch.equal(fresh.state[first]["exp_avg"], optimizer.state[first]["exp_avg"])

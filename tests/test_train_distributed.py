@@ -16,7 +16,7 @@ online and EMA-target parameters (each rank logs a checksum; rank 0's equals the
 the checkpoint it saved), and (b) the run matches a single-process reference that splits each
 global batch into the same two shards, computes each shard's loss separately (per-shard BN
 statistics, as DDP) and steps on their mean, built with train.py's own functions
-(``model_config``, ``build_optimizer``, ``warmup_cosine``).
+(``model_config``, ``training.adamw``, ``warmup_cosine``).
 """
 
 import re
@@ -46,12 +46,8 @@ from config import TrainConfig, config_from_values, model_config  # noqa: E402
 from data import build_data  # noqa: E402
 from model import build_model, build_target, compute_loss, online_for_target  # noqa: E402
 from presets import PRESETS  # noqa: E402
-from trainer import build_optimizer  # noqa: E402
 
-from jepa_blocks.training import (
-    parameter_checksum,  # noqa: E402
-    warmup_cosine,  # noqa: E402
-)
+from jepa_blocks.training import adamw, parameter_checksum, warmup_cosine  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +107,9 @@ def _reference(config: TrainConfig) -> tuple[torch.nn.Module, jb.EMATarget, list
         model, jb.CosineMomentum(config.ema_base, config.ema_final, total_steps=total)
     )
     target.train()
-    optimizer = build_optimizer(model, config, torch.device("cpu"))  # the Trainer's AdamW
+    optimizer = adamw(  # the Trainer's AdamW
+        model, lr=config.lr, weight_decay=config.weight_decay, device=torch.device("cpu")
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: warmup_cosine(

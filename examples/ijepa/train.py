@@ -73,14 +73,15 @@ from jepa_blocks.data.objects import NUISANCES, SIZE_PRESETS  # noqa: E402
 from jepa_blocks.data.sampler import ResumableSampler  # noqa: E402
 from jepa_blocks.data.sequences import item_generator  # noqa: E402
 from jepa_blocks.eval import fit_linear_probe, knn_top1, rankme  # noqa: E402
-from jepa_blocks.training import (  # noqa: E402
+from jepa_blocks.training import (
     CheckpointManager,
     Distributed,
     EpochLoop,
+    adamw,
     capture_rng_state,
     finite_or_null,
+    load_optimizer_state,  # noqa: E402
     parameter_checksum,
-    parameter_groups,
     precision_dtype,
     restore_rng_state,
     warmup_cosine,
@@ -369,10 +370,8 @@ class Trainer(EpochLoop):
             if config.monitor_every
             else None
         )
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, config.weight_decay),
-            lr=config.lr,
-            fused=True if self.device.type in ("cpu", "cuda") else None,
+        self.optimizer = adamw(
+            self.model, lr=config.lr, weight_decay=config.weight_decay, device=self.device
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -431,10 +430,7 @@ class Trainer(EpochLoop):
         self.sigreg.load_state_dict(state["sigreg"])
         if self.monitor is not None and state.get("monitor"):
             self.monitor.load_state_dict(state["monitor"])
-        fused = [group.get("fused") for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
-            group["fused"] = flag
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         restore_rng_state(state["rng"], generators={"loader": self.loader_generator})
         self.load_loop_state(state)

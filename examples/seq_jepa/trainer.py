@@ -23,10 +23,11 @@ from jepa_blocks.data.sampler import ResumableSampler
 from jepa_blocks.training import (
     CheckpointManager,
     Distributed,
+    adamw,
     capture_rng_state,
     finite_or_null,
+    load_optimizer_state,
     parameter_checksum,
-    parameter_groups,
     precision_dtype,
     restore_rng_state,
     warmup_cosine,
@@ -53,20 +54,6 @@ ROTATION_KEYS = (
 
 
 # ----------------------------------------------------------------------------- optimisation
-
-
-def build_optimizer(
-    model: nn.Module, config: TrainConfig, device: torch.device
-) -> torch.optim.AdamW:
-    """AdamW on :func:`parameter_groups`, with the fused kernel where PyTorch has one: on the
-    CPU the default is the per-parameter loop, ~20% of the demo's time and 3-6x slower than
-    fused on a shared 2-core machine (benchmarks/results/step-cpu.md). Fused agrees with the
-    loop to float32 rounding, not bit for bit."""
-    return torch.optim.AdamW(
-        parameter_groups(model, config.weight_decay),
-        lr=config.lr,
-        fused=True if device.type in ("cpu", "cuda") else None,
-    )
 
 
 # ----------------------------------------------------------------------------- training
@@ -130,7 +117,9 @@ class Trainer(EpochLoop):
             if config.monitor_every
             else None
         )
-        self.optimizer = build_optimizer(self.model, config, self.device)
+        self.optimizer = adamw(
+            self.model, lr=config.lr, weight_decay=config.weight_decay, device=self.device
+        )
         warmup_steps = self.steps_per_epoch * config.warmup_epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -193,12 +182,7 @@ class Trainer(EpochLoop):
             self.target.load_state_dict(state["target"])
         if self.monitor is not None and state.get("monitor"):  # older checkpoints have none
             self.monitor.load_state_dict(state["monitor"])
-        fused = [group.get("fused") for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
-        # A checkpoint written before the fused optimiser would switch it back to the
-        # per-parameter loop (load_state_dict takes the saved groups' settings).
-        for group, flag in zip(self.optimizer.param_groups, fused, strict=True):
-            group["fused"] = flag
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"], generators={"loader": self.loader_generator})

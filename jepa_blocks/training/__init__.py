@@ -20,7 +20,12 @@ from jepa_blocks.training.loop import EpochLoop
 from jepa_blocks.training.reporting import finite_or_null, parameter_checksum, precision_dtype
 from jepa_blocks.training.rng import capture_rng_state, restore_rng_state
 from jepa_blocks.training.run import NonFiniteLossError, default_out_dir, prepare_out_dir, run
-from jepa_blocks.training.schedules import parameter_groups, warmup_cosine
+from jepa_blocks.training.schedules import (
+    adamw,
+    load_optimizer_state,
+    parameter_groups,
+    warmup_cosine,
+)
 from jepa_blocks.training.serialization import check_weights_only_safe, weights_only_safe
 from jepa_blocks.training.unwrap import unwrap_model
 
@@ -32,6 +37,7 @@ __all__ = [
     "ConfigMismatchError",
     "Distributed",
     "EpochLoop",
+    "adamw",
     "atomic_save",
     "atomic_write",
     "capture_rng_state",
@@ -40,6 +46,7 @@ __all__ = [
     "export_timm_encoder",
     "finite_or_null",
     "fsync_directory",
+    "load_optimizer_state",
     "load_timm_encoder",
     "parameter_checksum",
     "parameter_groups",
